@@ -1,0 +1,34 @@
+"""Shared pytest configuration.
+
+``--no-extensions`` hides torch-scatter and torch-sparse from the whole test
+session (before torch_geometric is imported), so the pure-PyTorch fallback
+paths of PyG and of hgn_pyg are exercised even on a machine that has the
+extensions installed. CI runs the suite both ways.
+"""
+import importlib.abc
+import sys
+
+_BLOCKED = ("torch_scatter", "torch_sparse", "torch_cluster", "torch_spline_conv", "pyg_lib")
+
+
+class _BlockExtensions(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in _BLOCKED:
+            raise ModuleNotFoundError(f"{fullname} hidden by --no-extensions", name=fullname)
+        return None
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--no-extensions",
+        action="store_true",
+        default=False,
+        help="hide torch-scatter/torch-sparse to test the pure-PyTorch paths",
+    )
+
+
+def pytest_configure(config):
+    if config.getoption("--no-extensions"):
+        if any(name.split(".")[0] in _BLOCKED for name in sys.modules):
+            raise RuntimeError("--no-extensions must be applied before the extensions are imported")
+        sys.meta_path.insert(0, _BlockExtensions())
