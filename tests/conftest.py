@@ -5,17 +5,9 @@ session (before torch_geometric is imported), so the pure-PyTorch fallback
 paths of PyG and of hgn_pyg are exercised even on a machine that has the
 extensions installed. CI runs the suite both ways.
 """
-import importlib.abc
 import sys
 
 _BLOCKED = ("torch_scatter", "torch_sparse", "torch_cluster", "torch_spline_conv", "pyg_lib")
-
-
-class _BlockExtensions(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname.split(".")[0] in _BLOCKED:
-            raise ModuleNotFoundError(f"{fullname} hidden by --no-extensions", name=fullname)
-        return None
 
 
 def pytest_addoption(parser):
@@ -31,4 +23,7 @@ def pytest_configure(config):
     if config.getoption("--no-extensions"):
         if any(name.split(".")[0] in _BLOCKED for name in sys.modules):
             raise RuntimeError("--no-extensions must be applied before the extensions are imported")
-        sys.meta_path.insert(0, _BlockExtensions())
+        # A ``None`` entry makes ``import x`` raise ImportError and makes
+        # ``importlib.util.find_spec(x)`` return None, which is how PyG probes.
+        for name in _BLOCKED:
+            sys.modules[name] = None
