@@ -1,0 +1,40 @@
+"""hgn_pyg.data: body model, Human3.6M loaders (Pose2Mesh JSON and VideoPose3D npz layouts),
+the synthetic data set generator, camera geometry and the target cache."""
+from .body_model import BodyModel, build_open_body_model, default_body_model_path, load_body_model
+from .cache import cache_key, file_fingerprint, load_tensors, save_tensors
+from .camera import (
+    camera_to_world,
+    normalize_screen_coordinates,
+    project,
+    quaternion_to_matrix,
+    world_to_camera,
+    world_to_camera_quat,
+)
+from .human36m import ACTIONS, DEFAULT_SKIP, PROTOCOL_SUBJECTS, Human36M, PoseDataset
+from .videopose3d import H36M32_TO_17, H36M_CAMERAS, VideoPose3D, h36m_cameras
+
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_SKIP",
+    "PROTOCOL_SUBJECTS",
+    "Human36M",
+    "PoseDataset",
+    "VideoPose3D",
+    "H36M32_TO_17",
+    "H36M_CAMERAS",
+    "h36m_cameras",
+    "BodyModel",
+    "build_open_body_model",
+    "default_body_model_path",
+    "load_body_model",
+    "world_to_camera",
+    "camera_to_world",
+    "project",
+    "normalize_screen_coordinates",
+    "quaternion_to_matrix",
+    "world_to_camera_quat",
+    "cache_key",
+    "file_fingerprint",
+    "load_tensors",
+    "save_tensors",
+]

@@ -1,0 +1,169 @@
+"""The synthetic Human3.6M-format data set: layout, geometry, determinism, SMPL consistency."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hgn_pyg.data import synthetic as syn
+from hgn_pyg.data.body_model import load_body_model
+from hgn_pyg.data.camera import normalize_screen_coordinates, project, world_to_camera
+
+FRAMES = 12
+SUBJECTS = [1, 9]
+BONES = [(0, 7), (7, 8), (8, 9), (9, 10), (8, 11), (11, 12), (12, 13), (8, 14), (14, 15),
+         (15, 16), (0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6)]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic")
+    syn.generate(out, frames=FRAMES, seed=3, subjects=SUBJECTS)
+    return out
+
+
+def _load(root, s, kind):
+    return json.loads((Path(root) / "annotations" / f"Human36M_subject{s}_{kind}.json").read_text())
+
+
+def _joints(root, s):
+    j3d = _load(root, s, "joint_3d")
+    return {(int(a), int(b), int(f)): np.asarray(x) for a, subs in j3d.items()
+            for b, frames in subs.items() for f, x in frames.items()}
+
+
+def test_layout_and_key_types(root):
+    manifest = json.loads((root / "SYNTHETIC.json").read_text())
+    assert manifest["seed"] == 3 and manifest["frames"] == FRAMES
+    assert manifest["version"] == syn.SYNTHETIC_VERSION and manifest["subjects"] == SUBJECTS
+    for s in SUBJECTS:
+        data = _load(root, s, "data")
+        assert set(data) >= {"images", "annotations"}
+        n = len(syn.ACTION_NAMES) * 2 * FRAMES * 4
+        assert len(data["images"]) == len(data["annotations"]) == n
+        img = data["images"][0]
+        for key, typ in (("id", int), ("file_name", str), ("width", int), ("height", int),
+                         ("subject", int), ("action_idx", int), ("subaction_idx", int),
+                         ("frame_idx", int), ("cam_idx", int)):
+            assert isinstance(img[key], typ), key
+        assert img["subject"] == s
+        assert img["file_name"].startswith(f"s_{s:02d}_act_02_subact_01_ca_01/")
+        ids = [i["id"] for i in data["images"]]
+        assert len(set(ids)) == len(ids)
+        assert {a["image_id"] for a in data["annotations"]} == set(ids)
+        assert {i["action_idx"] for i in data["images"]} == set(range(2, 17))
+        assert {i["subaction_idx"] for i in data["images"]} == {1, 2}
+        assert {i["cam_idx"] for i in data["images"]} == {1, 2, 3, 4}
+        ann = data["annotations"][0]
+        assert len(ann["bbox"]) == 4 and all(isinstance(x, float) for x in ann["bbox"])
+        cams = _load(root, s, "camera")
+        assert sorted(cams) == ["1", "2", "3", "4"]
+        for c in cams.values():
+            assert np.shape(c["R"]) == (3, 3) and np.shape(c["t"]) == (3,)
+            assert np.shape(c["f"]) == (2,) and np.shape(c["c"]) == (2,)
+            R = np.asarray(c["R"])
+            assert np.allclose(R @ R.T, np.eye(3), atol=1e-9) and np.linalg.det(R) > 0
+            assert 1130 < c["f"][0] < 1160
+            centre = -R.T @ np.asarray(c["t"]) / 1000.0
+            assert 4.0 < np.linalg.norm(centre[:2]) < 6.0 and 1.0 < centre[2] < 2.5
+        j3d = _load(root, s, "joint_3d")
+        assert sorted(j3d, key=int) == [str(a) for a in range(2, 17)]
+        assert sorted(j3d["2"]) == ["1", "2"]
+        assert sorted(j3d["2"]["1"], key=int) == [str(f) for f in range(FRAMES)]
+        assert np.shape(j3d["2"]["1"]["0"]) == (17, 3)
+        smpl = _load(root, s, "smpl_param")
+        p = smpl["14"]["2"]["5"]
+        assert len(p["pose"]) == 72 and len(p["shape"]) == 10 and len(p["trans"]) == 3
+
+
+def test_projection_inside_image_and_bbox(root):
+    for s in SUBJECTS:
+        data, cams, joints = _load(root, s, "data"), _load(root, s, "camera"), _joints(root, s)
+        boxes = {a["image_id"]: a["bbox"] for a in data["annotations"]}
+        for img in data["images"]:
+            c = cams[str(img["cam_idx"])]
+            X = joints[(img["action_idx"], img["subaction_idx"], img["frame_idx"])]
+            Xc = world_to_camera(X, np.asarray(c["R"]), np.asarray(c["t"]))
+            assert (Xc[:, 2] > 2000).all()  # metres in front of the camera
+            uv = project(Xc, np.asarray(c["f"]), np.asarray(c["c"]))
+            W, H = img["width"], img["height"]
+            assert (uv >= 0).all() and (uv[:, 0] < W).all() and (uv[:, 1] < H).all()
+            x, y, w, h = boxes[img["id"]]
+            assert w > 0 and h > 0
+            assert (uv[:, 0] >= x - 1e-6).all() and (uv[:, 0] <= x + w + 1e-6).all()
+            assert (uv[:, 1] >= y - 1e-6).all() and (uv[:, 1] <= y + h + 1e-6).all()
+            n = normalize_screen_coordinates(uv, W, H)
+            assert np.abs(n).max() <= 1.01
+
+
+def _bone_lengths(joints):
+    X = np.stack(list(joints.values()))
+    return np.stack([np.linalg.norm(X[:, a] - X[:, b], axis=1) for a, b in BONES], axis=1)
+
+
+def test_bone_lengths_constant_per_subject_and_differ_between(root):
+    per_subject = {}
+    for s in SUBJECTS:
+        L = _bone_lengths(_joints(root, s))
+        dev = np.abs(L - L.mean(axis=0)).max()
+        assert dev < 1e-3, dev  # mm
+        assert (np.abs(L - L.mean(axis=0)) / L.mean(axis=0)).max() < 1e-5
+        assert 50 < L.min() and L.max() < 600
+        per_subject[s] = L.mean(axis=0)
+    assert np.abs(per_subject[1] - per_subject[9]).max() > 5.0
+
+
+def test_smpl_params_reproduce_joints(root):
+    model = load_body_model(None)
+    H = torch.as_tensor(model.h36m_regressor, dtype=torch.float32)
+    for s in SUBJECTS:
+        smpl, joints = _load(root, s, "smpl_param"), _joints(root, s)
+        keys = sorted(joints)[::7]
+        pose = torch.tensor([smpl[str(a)][str(b)][str(f)]["pose"] for a, b, f in keys])
+        shape = torch.tensor([smpl[str(a)][str(b)][str(f)]["shape"] for a, b, f in keys])
+        trans = torch.tensor([smpl[str(a)][str(b)][str(f)]["trans"] for a, b, f in keys])
+        v, _ = model.forward(pose, shape, trans)
+        got = torch.einsum("jv,bvc->bjc", H, v).numpy() * 1000.0
+        want = np.stack([joints[k] for k in keys])
+        assert np.abs(got - want).max() < 1.0  # mm
+        # the body stands on the floor (world z up, mm) and is upright
+        zmin = v[..., 2].min(dim=1).values.numpy()
+        assert np.abs(zmin).max() < 0.02
+        assert (want[:, 10, 2] > want[:, 0, 2]).all()
+        # static joints (spine2, spine3, collars, head) are not rotated
+        for j in (6, 9, 13, 14, 15):
+            assert torch.abs(pose[:, 3 * j: 3 * j + 3]).max() < 1e-6
+
+
+def test_actions_differ_and_walking_moves(root):
+    joints = _joints(root, 1)
+    walk = np.stack([joints[(14, 1, f)] for f in range(FRAMES)])
+    assert np.linalg.norm(walk[-1, 0, :2] - walk[0, 0, :2]) > 100  # mm of root travel
+    sit = np.stack([joints[(9, 1, f)] for f in range(FRAMES)])
+    assert sit[:, 0, 2].mean() < walk[:, 0, 2].mean() - 250  # the pelvis is lower when seated
+    first = {a: joints[(a, 1, 0)] - joints[(a, 1, 0)][0] for a in range(2, 17)}
+    for a in range(2, 17):
+        for b in range(a + 1, 17):
+            assert np.abs(first[a] - first[b]).max() > 1.0, (a, b)
+
+
+def test_deterministic_given_seed(tmp_path, root):
+    syn.generate(tmp_path / "a", frames=FRAMES, seed=3, subjects=[9])
+    for kind in ("data", "camera", "joint_3d", "smpl_param"):
+        name = f"annotations/Human36M_subject9_{kind}.json"
+        assert (tmp_path / "a" / name).read_bytes() == (root / name).read_bytes(), kind
+    syn.generate(tmp_path / "b", frames=FRAMES, seed=4, subjects=[9], actions=[2])
+    name = "annotations/Human36M_subject9_joint_3d.json"
+    other = json.loads((tmp_path / "b" / name).read_text())
+    assert other["2"]["1"]["0"] != _load(root, 9, "joint_3d")["2"]["1"]["0"]
+
+
+def test_cli(tmp_path, capsys):
+    assert syn.main(["--out", str(tmp_path / "c"), "--frames", "3", "--subjects", "5",
+                     "--actions", "2", "14"]) == 0
+    data = _load(tmp_path / "c", 5, "data")
+    assert len(data["images"]) == 2 * 2 * 3 * 4
+    assert syn.main(["--out", str(tmp_path / "d"), "--frames", "0"]) == 2
+    assert "frames" in capsys.readouterr().err
+    assert syn.main(["--out", str(tmp_path / "d"), "--actions", "1"]) == 2
