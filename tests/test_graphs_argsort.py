@@ -179,3 +179,10 @@ def test_matches_classic_numpy_in_subprocess(tmp_path):
     bad = [i for i, a in enumerate(arrays) if not np.array_equal(classic_argsort(a), ref[f"a{i}"])]
     sizes = [len(arrays[i]) for i in bad[:10]]
     assert not bad, f"{len(bad)} of {len(arrays)} arrays differ, e.g. sizes {sizes}"
+
+
+def test_classic_argsort_wide_unsigned_integers_keep_their_order():
+    # uint64 values beyond int64 must not wrap around when turned into sort keys
+    a = np.array([2**63 + 5, 1, 2**63 + 1, 1], dtype=np.uint64)
+    order = classic_argsort(a)
+    assert a[order].tolist() == sorted(a.tolist())

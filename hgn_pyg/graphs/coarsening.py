@@ -165,7 +165,7 @@ def _introsort_indices(v: list, stats: dict | None = None) -> list:
 def _order_keys(a: np.ndarray) -> list:
     """Integer keys with exactly the order of numpy's ``less`` on ``a`` (NaN last, -0.0 == 0.0)."""
     if a.dtype.kind in "biu":
-        return a.astype(np.int64, copy=False).tolist()
+        return a.tolist()  # Python ints: exact for every width, uint64 >= 2**63 included
     if a.dtype.kind != "f":
         raise GraphError(f"classic_argsort: expected a real numeric array, got dtype {a.dtype}")
     a = a.astype(np.float64, copy=False)
