@@ -1,0 +1,385 @@
+r"""HGN: the three-branch hierarchical graph network for 3D human pose (HGN_SPEC §3).
+
+Branch 1 works on the skeleton (17 joints), branches 2 and 3 on two levels of a coarsened body
+mesh (:class:`~hgn_pyg.graphs.GraphHierarchy`; levels 8 and 7 — 48 and 96 slots on SMPL — by
+default). Every branch stacks "layers" (a residual graph-conv block followed by a graph non-local
+block); between layers the branches exchange features *sequentially* following
+:data:`PUBLISHED_SCHEDULE` (each update reads the branches already updated in the same stage, as
+the published model does).  The schedule is data; :meth:`HGN.forward` is one loop over it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import add_self_loops, remove_self_loops
+
+from hgn_pyg.errors import ConfigError
+from hgn_pyg.nn import (
+    GraphConvBlock,
+    GraphNonLocal,
+    HierarchyPoolFusion,
+    JointPoolFusion,
+    NodeTransfer,
+    ResidualGraphConvBlock,
+    SemGraphConv,
+)
+
+__all__ = ["HGN", "HGNOutput", "FusionStage", "fusion_schedule", "PUBLISHED_SCHEDULE"]
+
+log = logging.getLogger(__name__)
+
+FUSIONS = ("official", "pool")
+
+
+class HGNOutput(NamedTuple):
+    """What :class:`HGN` returns.
+
+    Attributes:
+        joints: ``[B, J, 3]`` 3D joints (skeleton order).
+        meshes: ``(mesh_b [B, S_b, 3], mesh_c [B, S_c, 3])`` coarse meshes of branches 2 and 3 in
+            slot order (fake slots included; read real vertices with :meth:`HGN.real_meshes`).
+    """
+
+    joints: Tensor
+    meshes: Tuple[Tensor, ...]
+
+
+@dataclass(frozen=True)
+class FusionStage:
+    """One fusion stage of the schedule.
+
+    Attributes:
+        stage: the published stage number (suffix of the ``fc_{from}_{to}_{stage}`` maps).
+        after_layer: the layer index ``k`` whose branch layers run just before this stage
+            (0: right after the input block).
+        updates: ``(target, sources)`` pairs applied in this order; ``target`` becomes
+            ``target + sum(T_{s -> target}(s))`` (or just the sum when ``target`` does not exist
+            yet); sources are read in their current (possibly already updated) state.
+    """
+
+    stage: int
+    after_layer: int
+    updates: Tuple[Tuple[int, Tuple[int, ...]], ...]
+
+
+def fusion_schedule(num_layers: int = 4) -> Tuple[FusionStage, ...]:
+    """The sequential fusion schedule of SPEC §3 for ``num_layers`` layers (published: 4).
+
+    Stage 1 creates branch 2 from branch 1; after layer 1 branches 1 and 2 exchange; after layer 2
+    they exchange again and create branch 3; after every later layer all three exchange
+    (1 from 2, 3; then 2 from 1, 3; then 3 from 1, 2).
+    """
+    if num_layers < 2:
+        raise ConfigError(f"HGN: num_layers must be >= 2 (branch 3 is created after layer 2), got {num_layers}")
+    stages = [FusionStage(1, 0, ((2, (1,)),))]
+    for k in range(1, num_layers + 1):
+        if k == 1:
+            updates = ((1, (2,)), (2, (1,)))
+        elif k == 2:
+            updates = ((1, (2,)), (2, (1,)), (3, (1, 2)))
+        else:
+            updates = ((1, (2, 3)), (2, (1, 3)), (3, (1, 2)))
+        stages.append(FusionStage(k + 1, k, updates))
+    return tuple(stages)
+
+
+#: The published schedule (4 layers, stages 1..5).
+PUBLISHED_SCHEDULE: Tuple[FusionStage, ...] = fusion_schedule(4)
+
+
+def _skeleton_edges(skeleton) -> Tuple[Tensor, int]:
+    """The skeleton's edges with one self loop per joint (SPEC §1.1: bones + self loops)."""
+    num_nodes = int(skeleton.num_nodes)
+    edge_index, _ = remove_self_loops(torch.as_tensor(skeleton.edge_index, dtype=torch.long))
+    edge_index, _ = add_self_loops(edge_index, num_nodes=num_nodes)
+    return edge_index, num_nodes
+
+
+def _branch_layers(schedule: Sequence[FusionStage]) -> List[Tuple[int, Tuple[int, ...]]]:
+    """``(k, branches that exist before layer k)`` for every layer k of the schedule."""
+    alive = {1}
+    out = []
+    for st in schedule:
+        if st.after_layer > 0:
+            out.append((st.after_layer, tuple(sorted(alive))))
+        alive.update(t for t, _ in st.updates)
+    return out
+
+
+class HGN(nn.Module):
+    r"""Hierarchical Graph Network (HGN, BMVC 2021) built from PyG layers.
+
+    .. math::
+        h^{(1)} = \mathrm{GraphConvBlock}_{J}(x),\quad
+        h^{(b)} \leftarrow \mathrm{NonLocal}(\mathrm{ResBlock}(h^{(b)})),\quad
+        h^{(t)} \leftarrow h^{(t)} + \textstyle\sum_{s} T^{(k)}_{s \to t}(h^{(s)})
+
+    with the layer/fusion order of :data:`PUBLISHED_SCHEDULE` and one output
+    :class:`~hgn_pyg.nn.SemGraphConv` (``C → 3``) per branch.
+
+    Args:
+        skeleton: PyG ``Data`` of the joint graph (``edge_index`` without self loops; a self loop
+            per joint is added, SPEC §1.1).
+        hierarchy: :class:`~hgn_pyg.graphs.GraphHierarchy` of the body mesh.
+        mesh_levels: hierarchy levels of branches 2 and 3 (default ``(8, 7)``: 48 and 96 slots on
+            SMPL). Their graphs are used as they are (self loops only where merges made them; fake
+            slots isolated).
+        hidden_channels: ``C`` (128).
+        num_layers: layers per branch (4; branch 3 starts at layer 3).
+        dropout: dropout of the conv blocks (``None`` as published).
+        fusion: ``"official"`` — learned node-mixing maps :class:`~hgn_pyg.nn.NodeTransfer`, one
+            per ``(from, to, stage)`` (SPEC §2.4, loads the published checkpoint);
+            ``"pool"`` — scatter mean-pooling/broadcast along the hierarchy and the
+            skeleton↔mesh ``joint_assignment`` followed by a ``Linear(C, C)`` (graph-size
+            independent, far fewer parameters).
+        joint_assignment: needed for ``fusion="pool"``: vertex→joint weights ``[J, V]`` (numpy
+            or torch; e.g. a joint regressor or transposed skinning weights), or one
+            :class:`~hgn_pyg.graphs.JointAssignment` per mesh level (a sequence in
+            ``mesh_levels`` order or a ``{level: assignment}`` mapping).
+        mode: kernel of every :class:`~hgn_pyg.nn.SemGraphConv` (``"auto"``, ``"dense"``,
+            ``"sparse"``, ``"scatter"``).
+        in_channels: input features per joint (2).
+        out_channels: output features per node (3).
+        isolated: how a SemGraphConv treats nodes without edges (fake slots): ``"uniform"`` is
+            the published behaviour (attend to all nodes with weight ``1/N``).
+
+    Shapes:
+        - **input:** ``x [B, J, in_channels]`` (or ``[J, in_channels]``).
+        - **output:** :class:`HGNOutput` ``(joints [B, J, 3], meshes=([B, S_b, 3], [B, S_c, 3]))``
+          in slot order.
+    """
+
+    def __init__(
+        self,
+        skeleton,
+        hierarchy,
+        mesh_levels: Sequence[int] = (8, 7),
+        hidden_channels: int = 128,
+        num_layers: int = 4,
+        dropout: Optional[float] = None,
+        fusion: str = "official",
+        joint_assignment: Any = None,
+        mode: str = "auto",
+        in_channels: int = 2,
+        out_channels: int = 3,
+        isolated: str = "uniform",
+    ) -> None:
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise ConfigError(f"HGN: fusion must be one of {FUSIONS}, got {fusion!r}")
+        mesh_levels = tuple(int(lv) for lv in mesh_levels)
+        if len(mesh_levels) != 2:
+            raise ConfigError(f"HGN: mesh_levels must name two hierarchy levels, got {mesh_levels}")
+        for lv in mesh_levels:
+            if not 0 <= lv < hierarchy.num_levels:
+                raise ConfigError(
+                    f"HGN: mesh level {lv} does not exist; the hierarchy has levels "
+                    f"0..{hierarchy.num_levels - 1} (build it with more coarsening levels)")
+        if hidden_channels < 2:
+            raise ConfigError(f"HGN: hidden_channels must be >= 2, got {hidden_channels}")
+        self.mesh_levels = mesh_levels
+        self.hidden_channels = int(hidden_channels)
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.num_layers = int(num_layers)
+        self.dropout = dropout
+        self.fusion = fusion
+        self.mode = mode
+        self.isolated = isolated
+        self.schedule = fusion_schedule(num_layers)
+
+        joint_edges, num_joints = _skeleton_edges(skeleton)
+        graphs = {1: (joint_edges, num_joints)}
+        for branch, lv in zip((2, 3), mesh_levels):
+            data = hierarchy.levels[lv]
+            graphs[branch] = (data.edge_index, int(data.num_nodes))
+        self.num_nodes: Dict[int, int] = {b: n for b, (_, n) in graphs.items()}
+        self.num_edges: Dict[int, int] = {}
+        self.num_real: Tuple[int, ...] = tuple(int(hierarchy.num_real[lv]) for lv in mesh_levels)
+        for i, lv in enumerate(mesh_levels):
+            self.register_buffer(f"_real_slots_{i}", hierarchy.real_slots(lv).detach().cpu().clone(),
+                                 persistent=False)
+
+        c = self.hidden_channels
+        conv_kw = dict(mode=mode, isolated=isolated)
+
+        def graph_kw(branch: int) -> Dict[str, Any]:
+            ei, n = graphs[branch]
+            return dict(edge_index=ei, num_nodes=n)
+
+        self.input_block = GraphConvBlock(in_channels, c, **graph_kw(1), dropout=dropout, **conv_kw)
+        self.layers = nn.ModuleDict()
+        for k, branches in _branch_layers(self.schedule):
+            for b in branches:
+                self.layers[f"{b}_{k}"] = nn.Sequential(OrderedDict(
+                    residual=ResidualGraphConvBlock(c, c, **graph_kw(b), dropout=dropout, **conv_kw),
+                    non_local=GraphNonLocal(c),
+                ))
+        assignments = self._joint_assignments(joint_assignment, hierarchy) if fusion == "pool" else None
+        self.transfers = nn.ModuleDict()
+        self._plan: List[Tuple[Tuple[Tuple[int, str], ...],
+                               Tuple[Tuple[int, Tuple[Tuple[int, str], ...]], ...]]] = []
+        layer_of = dict(_branch_layers(self.schedule))
+        for st in self.schedule:
+            layer_keys = tuple((b, f"{b}_{st.after_layer}") for b in layer_of.get(st.after_layer, ()))
+            updates = []
+            for tgt, srcs in st.updates:
+                keys = []
+                for src in srcs:
+                    key = f"{src}_{tgt}_{st.stage}"
+                    self.transfers[key] = self._make_transfer(src, tgt, hierarchy, assignments)
+                    keys.append((src, key))
+                updates.append((tgt, tuple(keys)))
+            self._plan.append((layer_keys, tuple(updates)))
+        self.heads = nn.ModuleList(
+            SemGraphConv(c, out_channels, **graph_kw(b), bias=True, **conv_kw) for b in (1, 2, 3))
+        for b in (1, 2, 3):
+            self.num_edges[b] = int(self.heads[b - 1].num_edges)
+
+    # ------------------------------------------------------------------ construction helpers
+    def _joint_assignments(self, joint_assignment: Any, hierarchy) -> Dict[int, Any]:
+        if joint_assignment is None:
+            raise ConfigError(
+                "HGN(fusion='pool') needs joint_assignment: vertex->joint weights [J, V] (e.g. the "
+                "body model's joint regressor) or one JointAssignment per mesh level")
+        if isinstance(joint_assignment, Mapping):
+            out = {int(lv): joint_assignment[lv] for lv in joint_assignment}
+        elif isinstance(joint_assignment, (list, tuple)) and all(
+                hasattr(a, "unpool") for a in joint_assignment):
+            if len(joint_assignment) != len(self.mesh_levels):
+                raise ConfigError(
+                    f"HGN: {len(joint_assignment)} joint assignments for mesh levels {self.mesh_levels}")
+            out = dict(zip(self.mesh_levels, joint_assignment))
+        else:
+            out = {lv: hierarchy.joint_assignment(joint_assignment, lv) for lv in self.mesh_levels}
+        for lv in self.mesh_levels:
+            if lv not in out:
+                raise ConfigError(f"HGN: no joint assignment for mesh level {lv}")
+            a = out[lv]
+            if a.num_slots != hierarchy.num_slots[lv] or a.num_joints != self.num_nodes[1]:
+                raise ConfigError(
+                    f"HGN: the joint assignment of level {lv} maps {a.num_slots} slots to "
+                    f"{a.num_joints} joints; expected {hierarchy.num_slots[lv]} slots and "
+                    f"{self.num_nodes[1]} joints")
+        return out
+
+    def _level_of(self, branch: int) -> Optional[int]:
+        return None if branch == 1 else self.mesh_levels[branch - 2]
+
+    def _make_transfer(self, src: int, tgt: int, hierarchy, assignments) -> nn.Module:
+        if self.fusion == "official":
+            return NodeTransfer(self.num_nodes[src], self.num_nodes[tgt])
+        c = self.hidden_channels
+        ls, lt = self._level_of(src), self._level_of(tgt)
+        if ls is None:
+            return JointPoolFusion(c, assignments[lt], direction="unpool")
+        if lt is None:
+            return JointPoolFusion(c, assignments[ls], direction="pool")
+        return HierarchyPoolFusion(c, hierarchy, ls, lt)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def real_slots(self) -> Tuple[Tensor, ...]:
+        """Per mesh branch, the slot of each real vertex in original cluster order
+        (``hierarchy.real_slots(level)``): where the loss reads the predictions (SPEC §1.3)."""
+        return tuple(getattr(self, f"_real_slots_{i}") for i in range(len(self.mesh_levels)))
+
+    def real_meshes(self, output: Union[HGNOutput, Sequence[Tensor]]) -> Tuple[Tensor, ...]:
+        """The predicted coarse meshes at their real vertices, original cluster order:
+        ``([B, num_real[level_b], 3], [B, num_real[level_c], 3])``."""
+        meshes = output.meshes if isinstance(output, HGNOutput) else output
+        return tuple(m.index_select(-2, idx) for m, idx in zip(meshes, self.real_slots))
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every layer in place (published initialisation)."""
+        self.input_block.reset_parameters()
+        for layer in self.layers.values():
+            for module in layer:
+                module.reset_parameters()
+        for module in self.transfers.values():
+            module.reset_parameters()
+        for head in self.heads:
+            head.reset_parameters()
+
+    def forward(self, x: Tensor) -> HGNOutput:
+        squeeze = x.dim() == 2
+        if squeeze:
+            x = x.unsqueeze(0)
+        if x.dim() != 3 or x.size(1) != self.num_nodes[1] or x.size(2) != self.in_channels:
+            raise ValueError(
+                f"HGN: expected x of shape [B, {self.num_nodes[1]}, {self.in_channels}], "
+                f"got {list(x.shape)}")
+        h: Dict[int, Tensor] = {1: self.input_block(x)}
+        for layer_keys, updates in self._plan:
+            for b, key in layer_keys:
+                h[b] = self.layers[key](h[b])
+            for tgt, sources in updates:
+                acc = h.get(tgt)
+                for src, key in sources:
+                    y = self.transfers[key](h[src])
+                    acc = y if acc is None else acc + y
+                h[tgt] = acc
+        joints, mesh_b, mesh_c = (head(h[b]) for head, b in zip(self.heads, (1, 2, 3)))
+        if squeeze:
+            joints, mesh_b, mesh_c = joints[0], mesh_b[0], mesh_c[0]
+        return HGNOutput(joints, (mesh_b, mesh_c))
+
+    # ------------------------------------------------------------------ published checkpoints
+    @classmethod
+    def from_official(cls, checkpoint, skeleton, hierarchy, source: Optional[str] = None,
+                      **kwargs) -> "HGN":
+        """Build an HGN and load the published checkpoint into it.
+
+        Args:
+            checkpoint: path of ``final.pth.tar``, the loaded file (a dict with
+                ``model_state_dict``) or a bare state dict; keys may carry a ``module.`` prefix.
+            skeleton, hierarchy: the graphs (the hierarchy built from the neutral SMPL faces with
+                9 levels for the published checkpoint).
+            source: name of the checkpoint in error messages (default: the path).
+            **kwargs: other :class:`HGN` arguments (``mesh_levels``, ``mode``, ...);
+                ``in/hidden/out_channels`` default to the checkpoint's.
+
+        Returns:
+            The model (in training mode, like any new module; call ``.eval()`` for inference).
+
+        Raises:
+            CheckpointError: unreadable file, missing/unexpected keys, wrong shapes, or ``e``
+                lengths that do not match the graphs (all offending keys named at once).
+        """
+        from hgn_pyg.models.official import infer_official_channels, load_official_state_dict, \
+            read_checkpoint
+
+        if source is None and isinstance(checkpoint, (str, os.PathLike)):
+            source = os.fspath(checkpoint)
+        state = read_checkpoint(checkpoint, source)
+        if kwargs.get("fusion", "official") != "official":
+            raise ConfigError("HGN.from_official: the published checkpoint needs fusion='official'")
+        for name, value in infer_official_channels(state).items():
+            kwargs.setdefault(name, value)
+        model = cls(skeleton, hierarchy, **kwargs)
+        load_official_state_dict(model, state, source)
+        return model
+
+    def to_official_state_dict(self) -> "OrderedDict[str, Tensor]":
+        """This model's weights under the published names and shapes (inverse of
+        :meth:`from_official`; loadable by the published model and by
+        :class:`~hgn_pyg.models.dense_reference.DenseHGN`)."""
+        from hgn_pyg.models.official import to_official_state_dict
+
+        return to_official_state_dict(self)
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.parameters())
+        lv = self.mesh_levels
+        return (f"{self.__class__.__name__}(joints={self.num_nodes[1]}, "
+                f"mesh_b=level {lv[0]} ({self.num_real[0]}/{self.num_nodes[2]} slots), "
+                f"mesh_c=level {lv[1]} ({self.num_real[1]}/{self.num_nodes[3]} slots), "
+                f"edges=({self.num_edges[1]}, {self.num_edges[2]}, {self.num_edges[3]}), "
+                f"hidden={self.hidden_channels}, layers={self.num_layers}, fusion={self.fusion}, "
+                f"mode={self.mode}, parameters={n})")

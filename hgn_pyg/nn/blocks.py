@@ -1,0 +1,96 @@
+"""Graph convolution block and residual block (HGN_SPEC §2.2)."""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor
+from torch.nn import BatchNorm1d, Dropout, Module
+
+from .sem_graph_conv import SemGraphConv
+
+
+def _batch_norm_nodes(bn: BatchNorm1d, x: Tensor) -> Tensor:
+    """BatchNorm1d over channels for ``[N, C]`` (nodes are samples) or ``[B, N, C]``."""
+    if x.dim() == 2:
+        return bn(x)
+    return bn(x.transpose(1, 2)).transpose(1, 2)
+
+
+class GraphConvBlock(Module):
+    r"""``SemGraphConv -> BatchNorm1d (over channels) -> ReLU`` (SPEC §2.2).
+
+    .. math::
+        x' = \mathrm{ReLU}\big(\mathrm{BN}(\mathrm{SemGraphConv}(x))\big)
+
+    With ``dropout=p`` the tail is ``ReLU -> Dropout(p) -> ReLU`` (the published order).
+
+    Args:
+        in_channels (int), out_channels (int): feature sizes.
+        edge_index (LongTensor): ``[2, E]`` topology; num_nodes (int): ``N``.
+        dropout (float, optional): dropout probability (default: none).
+        **conv_kwargs: passed to :class:`SemGraphConv` (``isolated``, ``mode``, ``bias``).
+
+    Submodules ``gconv`` and ``bn`` carry the published names (``_GraphConv.gconv/bn``).
+
+    Shapes:
+        - **input:** ``x [B, N, Cin]`` or ``[N, Cin]`` (+ optional topology as for SemGraphConv).
+        - **output:** ``[B, N, Cout]`` or ``[N, Cout]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, edge_index: Tensor, num_nodes: int,
+                 dropout: Optional[float] = None, **conv_kwargs) -> None:
+        super().__init__()
+        self.gconv = SemGraphConv(in_channels, out_channels, edge_index, num_nodes, **conv_kwargs)
+        self.bn = BatchNorm1d(out_channels)
+        self.dropout = Dropout(dropout) if dropout else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.gconv.reset_parameters()
+        self.bn.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index=None) -> Tensor:
+        x = _batch_norm_nodes(self.bn, self.gconv(x, edge_index))
+        if self.dropout is not None:
+            x = self.dropout(x.relu())
+        return x.relu()
+
+    def __repr__(self) -> str:
+        g = self.gconv
+        drop = f", dropout={self.dropout.p}" if self.dropout is not None else ""
+        return (f"{self.__class__.__name__}({g.in_channels}, {g.out_channels}, "
+                f"nodes={g.num_nodes}{drop})")
+
+
+class ResidualGraphConvBlock(Module):
+    r"""Two :class:`GraphConvBlock` with a skip connection (SPEC §2.2):
+
+    .. math::
+        x' = x + \mathrm{block}_2(\mathrm{block}_1(x))
+
+    Args:
+        channels (int): ``C`` (input and output); hidden (int): width between the blocks
+            (HGN: ``C``); edge_index, num_nodes, dropout, **conv_kwargs: as in GraphConvBlock.
+
+    Submodules ``gconv1`` (C -> hidden) and ``gconv2`` (hidden -> C), the published names.
+
+    Shapes: ``[B, N, C]`` or ``[N, C]`` -> same.
+    """
+
+    def __init__(self, channels: int, hidden: int, edge_index: Tensor, num_nodes: int,
+                 dropout: Optional[float] = None, **conv_kwargs) -> None:
+        super().__init__()
+        self.gconv1 = GraphConvBlock(channels, hidden, edge_index, num_nodes, dropout, **conv_kwargs)
+        self.gconv2 = GraphConvBlock(hidden, channels, edge_index, num_nodes, dropout, **conv_kwargs)
+
+    def reset_parameters(self) -> None:
+        self.gconv1.reset_parameters()
+        self.gconv2.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index=None) -> Tensor:
+        return x + self.gconv2(self.gconv1(x, edge_index), edge_index)
+
+    def __repr__(self) -> str:
+        g = self.gconv1.gconv
+        return (f"{self.__class__.__name__}({g.in_channels}, hidden={g.out_channels}, "
+                f"nodes={g.num_nodes})")

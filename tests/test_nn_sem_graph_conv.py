@@ -1,0 +1,330 @@
+"""SemGraphConv against an independent dense statement of HGN_SPEC §2.1.
+
+Tolerances: float64 against the dense reference, ``atol=rtol=1e-9``; float32 agreement between
+the kernels ``dense`` / ``sparse`` / ``scatter`` (forward and every gradient), ``atol=rtol=1e-5``.
+"""
+import importlib.util
+
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from hgn_pyg.errors import GraphError
+from hgn_pyg.nn import SemGraphConv, choose_mode
+
+MODES = ("dense", "sparse", "scatter")
+F64 = dict(atol=1e-9, rtol=1e-9)
+F32 = dict(atol=1e-5, rtol=1e-5)
+HAS_TORCH_SPARSE = importlib.util.find_spec("torch_sparse") is not None
+
+
+def _test_graph():
+    """9 nodes, (source, target) pairs, unsorted, one duplicate, directed edges.
+
+    node 0..3: self loops; 4, 5: no self loop; 6: only a self loop; 7, 8: no incoming edge
+    (8 has an outgoing one, 7 none at all).
+    """
+    pairs = [(1, 0), (0, 0), (0, 1), (2, 1), (1, 1), (3, 2), (2, 2), (1, 2), (3, 3),
+             (4, 3), (3, 4), (5, 4), (4, 5), (0, 5), (6, 6), (8, 5), (2, 1)]
+    return torch.tensor(pairs, dtype=torch.long).t(), 9
+
+
+def dense_reference(x, weight, logits, bias, edge_index, num_nodes, isolated):
+    """SPEC §2.1 literally: L = -9e15 off the pattern, e_k on the k-th nonzero of A (row-major,
+    row = target), S = softmax_j(L), out_i = S_ii h0_i + sum_{j != i} S_ij h1_j + bias."""
+    N = num_nodes
+    A = torch.zeros(N, N, dtype=torch.bool)
+    A[edge_index[1], edge_index[0]] = True
+    L = torch.full((N, N), -9e15, dtype=x.dtype)
+    L = L.masked_scatter(A, logits)  # fills the True entries in row-major order
+    S = torch.softmax(L, dim=1)
+    empty = ~A.any(1)
+    if isolated == "zero":
+        S = torch.where(empty.unsqueeze(1), torch.zeros_like(S), S)
+    elif isolated == "self":
+        S = torch.where(empty.unsqueeze(1), torch.eye(N, dtype=x.dtype), S)
+    eye = torch.eye(N, dtype=x.dtype)
+    h0 = x @ weight[0]
+    h1 = x @ weight[1]
+    out = (S * eye) @ h0 + (S * (1 - eye)) @ h1
+    return out + bias if bias is not None else out
+
+
+def _make(mode, isolated="uniform", dtype=torch.float64, cin=5, cout=4, seed=0, graph=None):
+    ei, N = graph or _test_graph()
+    torch.manual_seed(seed)
+    conv = SemGraphConv(cin, cout, ei, N, isolated=isolated, mode=mode).to(dtype)
+    with torch.no_grad():
+        conv.edge_logits.normal_()
+        conv.bias.normal_()
+    return conv
+
+
+def _grads(out, tensors, seed=123):
+    g = torch.Generator().manual_seed(seed)
+    r = torch.randn(out.shape, generator=g, dtype=out.dtype)
+    return torch.autograd.grad((out * r).sum(), tensors)
+
+
+@pytest.mark.parametrize("isolated", ["uniform", "zero", "self"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("batched", [False, True])
+def test_against_dense_reference(mode, isolated, batched):
+    conv = _make(mode, isolated)
+    ei, N = _test_graph()
+    x = torch.randn((3, N, 5) if batched else (N, 5), dtype=torch.float64, requires_grad=True)
+    out = conv(x)
+    params = [conv.weight, conv.edge_logits, conv.bias]
+    leaves = [p.detach().clone().requires_grad_() for p in params]
+    xr = x.detach().clone().requires_grad_()
+    ref = dense_reference(xr, *leaves, ei, N, isolated)
+    torch.testing.assert_close(out, ref, **F64)
+    for got, exp in zip(_grads(out, params + [x]), _grads(ref, leaves + [xr])):
+        torch.testing.assert_close(got, exp, **F64)
+
+
+def test_edge_logits_follow_published_order():
+    ei, N = _test_graph()
+    conv = SemGraphConv(2, 2, ei, N)
+    A = torch.zeros(N, N, dtype=torch.bool)
+    A[ei[1], ei[0]] = True
+    rows, cols = A.nonzero().t()  # row-major enumeration of the nonzeros of A
+    assert conv.num_edges == int(A.sum()) == conv.edge_logits.numel()
+    assert torch.equal(conv.edge_index[1], rows) and torch.equal(conv.edge_index[0], cols)
+
+
+@pytest.mark.parametrize("isolated", ["uniform", "zero"])
+def test_modes_agree_float32(isolated):
+    ei, N = _test_graph()
+    x = torch.randn(4, N, 5)
+    results = []
+    for mode in MODES + ("auto",):
+        conv = _make(mode, isolated, dtype=torch.float32)
+        xx = x.clone().requires_grad_()
+        out = conv(xx)
+        results.append((out, _grads(out, [conv.weight, conv.edge_logits, conv.bias, xx])))
+    for out, grads in results[1:]:
+        torch.testing.assert_close(out, results[0][0], **F32)
+        for g, g0 in zip(grads, results[0][1]):
+            torch.testing.assert_close(g, g0, **F32)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_mesh_like_graph_random_logits(mode):
+    """A larger graph (grid with diagonals, self loops, fake isolated slots), float32 modes."""
+    side, fake = 8, 6
+    N = side * side + fake
+    pairs = []
+    for v in range(side * side):
+        r, c = divmod(v, side)
+        pairs.append((v, v))
+        for u in ([v + 1] if c + 1 < side else []) + ([v + side] if r + 1 < side else []) + (
+                [v + side + 1] if c + 1 < side and r + 1 < side else []):
+            pairs += [(v, u), (u, v)]
+    graph = (torch.tensor(pairs).t(), N)
+    conv = _make(mode, "uniform", dtype=torch.float64, cin=6, cout=7, graph=graph)
+    x = torch.randn(2, N, 6, dtype=torch.float64, requires_grad=True)
+    out = conv(x)
+    params = [conv.weight, conv.edge_logits, conv.bias]
+    leaves = [p.detach().clone().requires_grad_() for p in params]
+    xr = x.detach().clone().requires_grad_()
+    ref = dense_reference(xr, *leaves, graph[0], N, "uniform")
+    torch.testing.assert_close(out, ref, **F64)
+    for got, exp in zip(_grads(out, params + [x]), _grads(ref, leaves + [xr])):
+        torch.testing.assert_close(got, exp, **F64)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_permutation_equivariance(mode):
+    ei, N = _test_graph()
+    conv = _make(mode, "uniform")
+    perm = torch.randperm(N, generator=torch.Generator().manual_seed(3))  # new id of node i
+    conv2 = SemGraphConv(5, 4, perm[ei], N, isolated="uniform", mode=mode).double()
+    old_key = {(int(s), int(d)): k for k, (s, d) in enumerate(conv.edge_index.t())}
+    inv = torch.argsort(perm)
+    idx = [old_key[(int(inv[s]), int(inv[d]))] for s, d in conv2.edge_index.t()]
+    with torch.no_grad():
+        conv2.weight.copy_(conv.weight)
+        conv2.bias.copy_(conv.bias)
+        conv2.edge_logits.copy_(conv.edge_logits[idx])
+    x = torch.randn(2, N, 5, dtype=torch.float64)
+    x_perm = torch.empty_like(x)
+    x_perm[:, perm] = x
+    torch.testing.assert_close(conv2(x_perm)[:, perm], conv(x), **F64)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pyg_batch_of_copies(mode):
+    ei, N = _test_graph()
+    conv = _make(mode, "uniform", dtype=torch.float32)
+    xs = [torch.randn(N, 5) for _ in range(3)]
+    batch = Batch.from_data_list([Data(x=x, edge_index=ei, num_nodes=N) for x in xs])
+    out = conv(batch.x, batch.edge_index)
+    assert out.shape == (3 * N, 4)
+    torch.testing.assert_close(out, torch.cat([conv(x) for x in xs]), **F32)
+    torch.testing.assert_close(out.view(3, N, 4), conv(torch.stack(xs)), **F32)
+    # [B, k*N, C] with the batch's topology: B poses of a k-graph batch
+    xb = torch.randn(2, 3 * N, 5)
+    outb = conv(xb, batch.edge_index)
+    assert outb.is_contiguous() and outb.shape == (2, 3 * N, 4)
+    torch.testing.assert_close(outb.view(6, N, 4), conv(xb.view(6, N, 5)), **F32)
+    with pytest.raises(GraphError, match="copies"):
+        conv(batch.x, batch.edge_index[:, 1:].flip(0))
+
+
+def test_topology_inputs_and_errors():
+    ei, N = _test_graph()
+    conv = _make("sparse", "uniform")
+    x = torch.randn(2, N, 5, dtype=torch.float64)
+    ref = conv(x)
+    torch.testing.assert_close(conv(x, ei), ref, **F64)  # unsorted + duplicate: same topology
+    torch.testing.assert_close(conv(x, conv.edge_index.flip(1)), ref, **F64)
+    values = torch.ones(ei.size(1))
+    adj_t = torch.sparse_coo_tensor(ei.flip(0), values, (N, N), check_invariants=True).coalesce()
+    torch.testing.assert_close(conv(x, adj_t), ref, **F64)
+    torch.testing.assert_close(conv(x, adj_t.to_sparse_csr()), ref, **F64)
+    with pytest.raises(GraphError, match="not the graph"):
+        conv(x, ei[:, 1:])  # drops (1, 0) but the duplicate keeps the count
+    with pytest.raises(ValueError, match=r"edges"):
+        conv(x, ei[:, :3])
+    with pytest.raises(ValueError, match="not the graph"):
+        conv(x, adj_t.t().coalesce())  # reversed edges: a different (directed) pattern
+    with pytest.raises(ValueError, match=r"\[2, 9, 6\]"):
+        conv(torch.randn(2, N, 6, dtype=torch.float64))
+    with pytest.raises(ValueError, match="num_nodes=9"):
+        conv(torch.randn(2 * N, 5, dtype=torch.float64))
+    bad = torch.tensor([[0, 9], [1, 1]])
+    with pytest.raises(GraphError, match="outside"):
+        SemGraphConv(2, 2, bad, 9)
+    with pytest.raises(ValueError, match="mode"):
+        SemGraphConv(2, 2, ei, N, mode="fast")
+
+
+@pytest.mark.skipif(not HAS_TORCH_SPARSE, reason="torch_sparse not installed")
+def test_torch_sparse_inputs():
+    from torch_sparse import SparseTensor
+
+    ei, N = _test_graph()
+    conv = _make("sparse", "uniform")
+    x = torch.randn(2, N, 5, dtype=torch.float64, requires_grad=True)
+    adj_t = SparseTensor(row=ei[1], col=ei[0], sparse_sizes=(N, N))
+    torch.testing.assert_close(conv(x, adj_t), conv(x), **F64)
+    conv_ts = SemGraphConv(5, 4, adj_t, N).double()  # topology given as a SparseTensor
+    assert torch.equal(conv_ts.edge_index, conv.edge_index)
+    with pytest.raises(ValueError, match="not the graph"):
+        conv(x, adj_t.t())
+    # the torch_sparse kernel itself against the dense reference, with gradients
+    out = conv(x)
+    leaves = [p.detach().clone().requires_grad_() for p in (conv.weight, conv.edge_logits, conv.bias)]
+    xr = x.detach().clone().requires_grad_()
+    ref = dense_reference(xr, *leaves, ei, N, "uniform")
+    torch.testing.assert_close(out, ref, **F64)
+    for got, exp in zip(_grads(out, [conv.weight, conv.edge_logits, conv.bias, x]),
+                        _grads(ref, leaves + [xr])):
+        torch.testing.assert_close(got, exp, **F64)
+
+
+def test_message_and_aggregate_matches_message():
+    """PyG conventions: propagate() over edge_index (message) and over a sparse adj_t holding
+    the same values (fused message_and_aggregate) agree, for [N, F] and [B, N, C]."""
+    ei, N = _test_graph()
+    conv = _make("scatter", "uniform")
+    alpha = conv.attention().detach()
+    src, dst = conv.edge_index
+    for h in (torch.randn(N, 6, dtype=torch.float64), torch.randn(2, N, 3, dtype=torch.float64)):
+        unfused = conv.propagate(conv.edge_index, x=h, alpha=alpha, size=(N, N))
+        adj = torch.sparse_coo_tensor(torch.stack([dst, src]), alpha, (N, N),
+                                      check_invariants=True).to_sparse_csr()
+        fused = conv.propagate(adj, x=h, alpha=None)  # alpha lives in adj
+        torch.testing.assert_close(fused, unfused, **F64)
+        dense = torch.zeros(N, N, dtype=torch.float64).index_put((dst, src), alpha)
+        torch.testing.assert_close(unfused, dense @ h, **F64)
+
+
+def test_reset_parameters_and_repr():
+    ei, N = _test_graph()
+    torch.manual_seed(0)
+    conv = SemGraphConv(64, 32, ei, N, mode="auto")
+    assert conv.weight.shape == (2, 64, 32) and conv.edge_logits.shape == (conv.num_edges,)
+    assert torch.all(conv.edge_logits == 1)
+    assert conv.bias.abs().max() <= 32 ** -0.5
+    fan_in, fan_out = 64 * 32, 2 * 32  # torch's fans of a [2, 64, 32] tensor
+    bound = 1.414 * (6.0 / (fan_in + fan_out)) ** 0.5
+    assert conv.weight.abs().max() <= bound and conv.weight.abs().max() > 0.8 * bound
+    with torch.no_grad():
+        conv.edge_logits.fill_(3.0)
+    conv.reset_parameters()
+    assert torch.all(conv.edge_logits == 1)
+    assert repr(conv) == f"SemGraphConv(64, 32, nodes=9, edges={conv.num_edges}, mode=auto)"
+    assert set(conv.state_dict()) == {"weight", "edge_logits", "bias"}
+    nb = SemGraphConv(3, 3, ei, N, bias=False)
+    assert nb.bias is None and nb(torch.randn(N, 3)).shape == (N, 3)
+
+
+def test_official_state_dict_conversion():
+    ei, N = _test_graph()
+    conv = SemGraphConv(3, 2, ei, N)
+    official = {"gconv.W": torch.randn(2, 3, 2), "gconv.e": torch.randn(1, conv.num_edges),
+                "gconv.bias": torch.randn(2)}
+    conv.load_state_dict(SemGraphConv.convert_official_state_dict(official, "gconv."))
+    assert torch.equal(conv.edge_logits, official["gconv.e"][0])
+
+
+def test_auto_rule():
+    assert choose_mode(17, 64) == "dense" and choose_mode(96, 1) == "dense"
+    assert choose_mode(256, 1) == "dense" and choose_mode(256, 64) == "sparse"
+    assert choose_mode(430, 1) == "sparse" and choose_mode(128, 64) == "dense"
+    assert choose_mode(6890, 1) == "sparse" and choose_mode(1700, 64) == "sparse"
+    conv = SemGraphConv(2, 2, *_test_graph())
+    assert conv.resolve_mode(4, "cpu") == choose_mode(9, 4, "cpu")
+
+
+def test_inside_pyg_sequential():
+    from torch_geometric.nn import Sequential
+
+    ei, N = _test_graph()
+    torch.manual_seed(0)
+    conv1 = SemGraphConv(5, 8, ei, N, mode="scatter", isolated="uniform")
+    conv2 = SemGraphConv(8, 3, ei, N, mode="sparse")
+    model = Sequential("x, edge_index", [
+        (conv1, "x, edge_index -> x"),
+        torch.nn.ReLU(),
+        (conv2, "x, edge_index -> x"),
+    ])
+    x = torch.randn(2, N, 5)
+    torch.testing.assert_close(model(x, None), conv2(torch.relu(conv1(x))))
+    torch.testing.assert_close(model(x[0], ei), conv2(torch.relu(conv1(x[0]))))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_torch_compile_smoke(mode):
+    """Dynamo tracing + AOT autograd (no C++ codegen, quick); the dense kernel in one graph."""
+    ei, N = _test_graph()
+    torch._dynamo.reset()
+    conv = _make(mode, "uniform", dtype=torch.float32)
+    x = torch.randn(2, N, 5, requires_grad=True)
+    compiled = torch.compile(conv, backend="aot_eager", fullgraph=mode == "dense")
+    out = compiled(x)
+    torch.testing.assert_close(out, conv(x), **F32)
+    g = torch.autograd.grad(out.sum(), conv.edge_logits)[0]
+    torch.testing.assert_close(g, torch.autograd.grad(conv(x).sum(), conv.edge_logits)[0], **F32)
+
+
+@pytest.mark.slow
+def test_torch_compile_inductor():
+    ei, N = _test_graph()
+    torch._dynamo.reset()
+    conv = _make("dense", "uniform", dtype=torch.float32)
+    x = torch.randn(2, N, 5)
+    torch.testing.assert_close(torch.compile(conv)(x), conv(x), **F32)
+
+
+def test_device_follows_module():
+    ei, N = _test_graph()
+    conv = SemGraphConv(3, 2, ei, N)
+    assert all(b.device.type == "cpu" for b in conv.buffers())
+    if torch.cuda.is_available():  # pragma: no cover - no GPU in CI
+        conv = conv.cuda()
+        for mode in MODES:
+            conv.mode = mode
+            assert conv(torch.randn(2, N, 3, device="cuda")).is_cuda
