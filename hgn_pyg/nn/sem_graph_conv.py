@@ -295,9 +295,11 @@ class SemGraphConv(MessagePassing):
     def _sparse_aggregate(self, values: Tensor, h: Tensor) -> Tensor:
         """``A_off @ h`` for the off-diagonal attention ``values`` and ``h [N, F]``: torch_sparse
         when importable, else ``torch.sparse`` CSR through :class:`_CsrSpmm` (whose backward
-        stays sparse, unlike the built-in one that materialises a dense ``N x N`` gradient)."""
+        stays sparse, unlike the built-in one that materialises a dense ``N x N`` gradient).
+        Under ``torch.compile`` the ``torch.sparse`` kernel is used: torch_sparse's custom
+        kernels have no fake-tensor implementation, so Dynamo cannot trace them."""
         N = self.num_nodes
-        if _SparseStorage is not None:
+        if _SparseStorage is not None and not torch.compiler.is_compiling():
             storage = _SparseStorage(
                 row=self._off_edge_index[1], rowptr=self._off_rowptr,
                 col=self._off_edge_index[0], value=values, sparse_sizes=(N, N),
