@@ -70,18 +70,32 @@ class _FacesUnpickler(pickle.Unpickler):
     """Unpickles an SMPL model file without importing chumpy and without running other code:
     numpy and scipy.sparse reconstructors are allowed, chumpy classes become :class:`_Opaque`."""
 
-    _ALLOWED = ("numpy", "scipy.sparse", "copy_reg", "copyreg", "__builtin__", "builtins", "_codecs")
+    # exact (module, name) pairs: a prefix allow-list would admit any numpy callable, and some
+    # of those execute code
+    _ALLOWED = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), ("_codecs", "encode"),
+    } | {(m, c) for m in ("scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr",
+                          "scipy.sparse._csr", "scipy.sparse.coo", "scipy.sparse._coo",
+                          "scipy.sparse")
+         for c in ("csc_matrix", "csr_matrix", "coo_matrix")})
+    _BUILTINS = frozenset({"object", "set", "frozenset", "dict", "list", "tuple", "int", "float",
+                           "complex", "bytes", "bytearray", "str", "slice", "range"})
 
     def find_class(self, module: str, name: str):
-        root = module.split(".")[0]
-        if root == "chumpy":
+        if module.split(".")[0] == "chumpy":
             return _Opaque
         if module in ("__builtin__", "builtins"):
-            if name in ("object", "set", "frozenset", "dict", "list", "tuple", "int", "float",
-                        "complex", "bytes", "bytearray", "str", "slice", "range"):
-                return super().find_class(module, name)
+            if name in self._BUILTINS:
+                return super().find_class("builtins", name)
             raise pickle.UnpicklingError(f"refusing to load builtins.{name}")
-        if any(module == a or module.startswith(a + ".") for a in self._ALLOWED):
+        if module.startswith("numpy.dtypes") and name.endswith("DType"):
+            return super().find_class(module, name)
+        if (module, name) in self._ALLOWED:
+            if module == "numpy.core.multiarray":
+                module = "numpy._core.multiarray" if hasattr(np, "_core") else module
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
@@ -265,9 +279,11 @@ def convert(official, mesh, out, levels: int = 9, mesh_levels: Sequence[int] = (
         raise ConfigError(f"--out {out}: already exists; use --force to overwrite it")
     save_checkpoint(ckpt, out)
     n = sum(p.numel() for p in model.parameters())
-    print(f"wrote {out}: HGN with {n} parameters, graphs {model.num_nodes[1]}/"
-          f"{model.num_nodes[2]}/{model.num_nodes[3]} nodes (levels {mesh_levels[0]}, "
-          f"{mesh_levels[1]})" + (f", max |diff| vs dense reference {diff:.2e}" if verify else ""))
+    ckpt["summary"] = (
+        f"wrote {out}: HGN with {n} parameters, graphs {model.num_nodes[1]}/"
+        f"{model.num_nodes[2]}/{model.num_nodes[3]} nodes (levels {mesh_levels[0]}, "
+        f"{mesh_levels[1]})" + (f", max |diff| vs dense reference {diff:.2e}" if verify else ""))
+    log.info(ckpt["summary"])
     return ckpt
 
 
@@ -279,8 +295,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
 
     def run() -> int:
-        convert(args.official, args.mesh, args.out, levels=args.levels,
-                mesh_levels=args.mesh_levels, verify=not args.no_verify, force=args.force)
+        ckpt = convert(args.official, args.mesh, args.out, levels=args.levels,
+                       mesh_levels=args.mesh_levels, verify=not args.no_verify, force=args.force)
+        print(ckpt["summary"])
         return 0
 
     return run_cli(run, args.debug, PROG)

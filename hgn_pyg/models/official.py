@@ -64,6 +64,9 @@ def _torch_load(path: str):
             core = getattr(np, "_core", None) or getattr(np, "core")
             safe.append(core.multiarray.scalar)
             safe.append(core.multiarray._reconstruct)
+            # files written with numpy 1.x (the published environment) name numpy.core.*
+            safe.append((core.multiarray.scalar, "numpy.core.multiarray.scalar"))
+            safe.append((core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"))
             with torch.serialization.safe_globals(safe):
                 return torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # noqa: BLE001

@@ -267,11 +267,13 @@ class SemGraphConv(MessagePassing):
         """
         N = self.num_nodes
         logits = self.edge_logits
-        L = torch.full((N * N,), -9e15, dtype=logits.dtype, device=logits.device)
-        L = L.scatter(0, self._dense_flat, logits)
+        # -9e15 overflows half precision: build the logits in at least float32
+        work = torch.promote_types(logits.dtype, torch.float32)
+        L = torch.full((N * N,), -9e15, dtype=work, device=logits.device)
+        L = L.scatter(0, self._dense_flat, logits.to(work))
         if self.num_isolated > 0 and self.isolated == "self":
             L = L.index_fill(0, self._isolated_nodes * (N + 1), 0.0)
-        S = torch.softmax(L.view(N, N), dim=1)
+        S = torch.softmax(L.view(N, N), dim=1).to(h1.dtype)
         if self.num_isolated > 0 and self.isolated == "zero":
             S = S.index_fill(0, self._isolated_nodes, 0.0)
         diag = S.diagonal()
