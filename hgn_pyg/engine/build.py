@@ -1,0 +1,335 @@
+"""Build the pieces of an experiment from a :class:`~hgn_pyg.config.Config`.
+
+The functions here connect the earlier stages (graphs → nn → models → data) the
+way the configuration says: make the synthetic set when asked, load the body
+model, build (or read from cache) the mesh hierarchy, the data sets, the model
+and the loss.  They hold no state of their own.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Subset
+
+from hgn_pyg.config import Config
+from hgn_pyg.errors import CheckpointError, ConfigError, DataError
+
+__all__ = [
+    "resolve_device",
+    "ensure_dataset",
+    "body_model_path",
+    "load_body",
+    "build_hierarchy",
+    "build_datasets",
+    "build_dataset",
+    "build_model",
+    "build_loss",
+    "model_from_checkpoint",
+    "subsample_dataset",
+    "collate",
+    "Batch",
+]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``"auto"`` → CUDA when available else CPU; ``"cuda"`` without a GPU raises :class:`ConfigError`."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(spec)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"EXPERIMENT.device: {spec!r} requested but CUDA is not available")
+    return dev
+
+
+def _call_with_supported(fn, *args, **kwargs):
+    """Call ``fn`` with the keyword arguments its signature accepts (others are logged and dropped)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        return fn(*args, **kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return fn(*args, **kwargs)
+    use = {k: v for k, v in kwargs.items() if k in params}
+    dropped = sorted(set(kwargs) - set(use))
+    if dropped:
+        log.debug("%s does not take %s; not passed", getattr(fn, "__name__", fn), dropped)
+    return fn(*args, **use)
+
+
+def ensure_dataset(cfg: Config, is_main: bool = True) -> Path:
+    """Return the data root; generate the synthetic set there first when it is missing.
+
+    Generation goes to a temporary sibling folder that is renamed into place at the
+    end, so an interrupted generation never leaves a half-written data root.
+    Only the main process generates (call it on rank 0 before a barrier).
+    """
+    root = cfg.data_root()
+    if root.exists():
+        return root
+    if not cfg.SYNTHETIC.generate_if_missing:
+        raise ConfigError(f"{cfg.source}: DATASET.root: data folder {str(root)!r} does not exist")
+    if not is_main:
+        return root
+    from hgn_pyg.data import synthetic
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=str(root.parent)))
+    kwargs: Dict[str, Any] = dict(cfg.SYNTHETIC.options)
+    if cfg.SYNTHETIC.frames:
+        kwargs["frames"] = cfg.SYNTHETIC.frames
+    kwargs["seed"] = cfg.SYNTHETIC.seed
+    kwargs.setdefault("subjects", sorted(set(cfg.DATASET.train_subjects) | set(cfg.DATASET.test_subjects)))
+    if cfg.DATASET.body_model_path:
+        kwargs.setdefault("body_model_path", body_model_path(cfg))
+    log.info("data root %s missing: generating the synthetic set (%s)", root,
+             ", ".join(f"{k}={v}" for k, v in kwargs.items()))
+    try:
+        _call_with_supported(synthetic.generate, tmp, **kwargs)
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+def body_model_path(cfg: Config) -> Path:
+    """``DATASET.body_model_path``, or the embedded open body model (built on first use)."""
+    if cfg.DATASET.body_model_path:
+        p = Path(os.path.expanduser(cfg.DATASET.body_model_path))
+        if not p.is_file():
+            raise ConfigError(f"{cfg.source}: DATASET.body_model_path: file {str(p)!r} does not exist")
+        return p
+    from hgn_pyg.data.body_model import default_body_model_path
+
+    return Path(default_body_model_path())
+
+
+def load_body(cfg: Config):
+    """The :class:`hgn_pyg.data.body_model.BodyModel` the config names."""
+    from hgn_pyg.data.body_model import load_body_model
+
+    return load_body_model(body_model_path(cfg))
+
+
+def _cache_dir(cfg: Config) -> Path:
+    if cfg.DATASET.cache_dir:
+        return Path(os.path.expanduser(cfg.DATASET.cache_dir))
+    return cfg.data_root() / "cache"
+
+
+def build_hierarchy(cfg: Config, body=None, cache: bool = True):
+    """The mesh hierarchy of the body model's faces (``MODEL.hierarchy_levels`` levels).
+
+    Cached as ``<cache_dir>/hierarchy_<hash>.pt`` keyed by the faces and the level count.
+    """
+    from hgn_pyg.graphs.hierarchy import GraphHierarchy, mesh_hierarchy
+
+    body = body if body is not None else load_body(cfg)
+    faces = np.ascontiguousarray(np.asarray(body.faces, dtype=np.int64))
+    nv = int(body.num_vertices)
+    levels = int(cfg.MODEL.hierarchy_levels)
+    key = hashlib.blake2b(faces.tobytes() + f"{nv}/{levels}".encode(), digest_size=8).hexdigest()
+    path = _cache_dir(cfg) / f"hierarchy_{key}.pt"
+    if cache and path.is_file():
+        try:
+            return GraphHierarchy.load(path)
+        except Exception as exc:  # a stale/corrupt cache file is rebuilt
+            log.warning("cannot read cached hierarchy %s (%s); rebuilding", path, exc)
+    h = mesh_hierarchy(faces, nv, levels=levels)
+    if cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            h.save(tmp)
+            os.replace(tmp, path)
+        except OSError as exc:  # read-only data folder: fine, just slower next time
+            log.warning("cannot cache the hierarchy at %s (%s)", path, exc)
+    return h
+
+
+def subsample_dataset(ds: Dataset, max_samples: int) -> Dataset:
+    """At most ``max_samples`` items, evenly spread over ``ds`` (deterministic); 0 = all."""
+    n = len(ds)
+    if not max_samples or max_samples >= n:
+        return ds
+    idx = np.unique(np.round(np.linspace(0, n - 1, max_samples)).astype(np.int64))
+    return Subset(ds, idx.tolist())
+
+
+def build_dataset(cfg: Config, split: str, hierarchy=None, body_path: Optional[Path] = None) -> Dataset:
+    """One split (``"train"`` or ``"test"``) of the configured data set, sample caps applied."""
+    d = cfg.DATASET
+    root = cfg.data_root()
+    subjects = list(d.train_subjects if split == "train" else d.test_subjects)
+    subsample = d.train_subsample if split == "train" else d.test_subsample
+    cache_dir = _cache_dir(cfg)
+    if d.format == "h36m":
+        from hgn_pyg.data.human36m import Human36M
+
+        ds = _call_with_supported(
+            Human36M, root, split=split, subjects=subjects, subsample=subsample, hierarchy=hierarchy,
+            mesh_levels=tuple(cfg.MODEL.mesh_levels), body_model_path=body_path if hierarchy is not None else None,
+            cache_dir=cache_dir)
+    else:
+        from hgn_pyg.data.videopose3d import VideoPose3D
+
+        ds = _call_with_supported(VideoPose3D, root / d.npz_3d, root / d.npz_2d, split=split, subjects=subjects,
+                                  subsample=subsample, cache_dir=cache_dir)
+    cap = cfg.TRAIN.max_train_samples if split == "train" else cfg.TEST.max_samples
+    ds = subsample_dataset(ds, cap)
+    if len(ds) == 0:
+        raise DataError(f"{root}: the {split} split is empty (subjects {subjects}, subsample {subsample})")
+    return ds
+
+
+def build_datasets(cfg: Config, hierarchy=None, body_path: Optional[Path] = None) -> Tuple[Dataset, Dataset]:
+    """``(train, test)`` data sets."""
+    return (build_dataset(cfg, "train", hierarchy, body_path), build_dataset(cfg, "test", hierarchy, body_path))
+
+
+def _joint_weights(cfg: Config, body):
+    """Vertex→joint weights ``[J, V]`` for ``fusion: pool`` (the body model's joint regressor)."""
+    reg = getattr(body, "h36m_regressor", None)
+    if reg is None:
+        raise ConfigError(f"{cfg.source}: MODEL.fusion: 'pool' needs a body model with a joint regressor")
+    return reg
+
+
+def build_model(cfg: Config, hierarchy, body=None) -> torch.nn.Module:
+    """An :class:`hgn_pyg.models.HGN` as ``MODEL`` describes it."""
+    from hgn_pyg.graphs.skeleton import skeleton_graph
+    from hgn_pyg.models.hgn import HGN
+
+    m = cfg.MODEL
+    kwargs: Dict[str, Any] = dict(
+        mesh_levels=tuple(m.mesh_levels), hidden_channels=m.hidden_channels, num_layers=m.num_layers,
+        dropout=m.dropout, fusion=m.fusion, mode=m.mode, isolated=m.isolated)
+    if m.fusion == "pool":
+        kwargs["joint_assignment"] = _joint_weights(cfg, body if body is not None else load_body(cfg))
+    return _call_with_supported(HGN, skeleton_graph("h36m"), hierarchy, **kwargs)
+
+
+def build_loss(cfg: Config, hierarchy):
+    """The SPEC §4 loss reading predictions at the hierarchy's real slots."""
+    from hgn_pyg.engine.losses import HGNLoss
+
+    return HGNLoss.from_hierarchy(hierarchy, cfg.MODEL.mesh_levels, joint_weight=cfg.TRAIN.joint_loss_weight,
+                                  mesh_weights=cfg.TRAIN.mesh_loss_weights)
+
+
+def model_from_checkpoint(ckpt: Dict[str, Any], cfg: Config, hierarchy, body=None, path: str = "checkpoint"):
+    """A model with the weights of ``ckpt``: ours (``"model"``) or the published layout.
+
+    A published ``final.pth.tar`` (``model_state_dict`` with the published names) goes
+    through :meth:`hgn_pyg.models.HGN.from_official`.  A state dict that does not fit
+    raises :class:`CheckpointError` naming the mismatching keys and shapes.
+    """
+    from hgn_pyg.engine.checkpoint import is_official_checkpoint, strip_module_prefix
+
+    if is_official_checkpoint(ckpt):
+        from hgn_pyg.graphs.skeleton import skeleton_graph
+        from hgn_pyg.models.hgn import HGN
+
+        log.info("%s: published checkpoint layout; loading through HGN.from_official", path)
+        try:
+            return HGN.from_official(ckpt, skeleton_graph("h36m"), hierarchy,
+                                     mesh_levels=tuple(cfg.MODEL.mesh_levels), mode=cfg.MODEL.mode,
+                                     isolated=cfg.MODEL.isolated)
+        except CheckpointError:
+            raise
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: does not fit the published HGN on this mesh hierarchy: {exc}") from None
+    if "model" not in ckpt or not isinstance(ckpt["model"], dict):
+        raise CheckpointError(f"{path}: neither an hgn_pyg checkpoint ('model') nor the published layout "
+                              f"('model_state_dict'); top-level keys: {sorted(ckpt)[:10]}")
+    model = build_model(cfg, hierarchy, body)
+    load_state(model, strip_module_prefix(ckpt["model"]), path)
+    return model
+
+
+def load_state(model: torch.nn.Module, state: Dict[str, Tensor], path: str) -> None:
+    """``load_state_dict`` with a :class:`CheckpointError` listing missing/unexpected/mis-shaped keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append("shape mismatch " + "; ".join(shapes[:4]) + (" …" if len(shapes) > 4 else ""))
+        if missing:
+            parts.append(f"missing {missing[:4]}" + (" …" if len(missing) > 4 else ""))
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:4]}" + (" …" if len(unexpected) > 4 else ""))
+        raise CheckpointError(f"{path}: checkpoint does not fit this model (another architecture or graph?): "
+                              + "; ".join(parts))
+    model.load_state_dict(state)
+
+
+@dataclass
+class Batch:
+    """A collated batch: ``input_2d [B, J, 2]``, ``joints_3d [B, J, 3]``, ``meshes`` (tuple of
+    ``[B, V_k, 3]`` or ``None``), ``action [B]``, ``subject [B]``."""
+
+    input_2d: Tensor
+    joints_3d: Tensor
+    meshes: Optional[Tuple[Tensor, ...]]
+    action: Tensor
+    subject: Tensor
+
+    def to(self, device, non_blocking: bool = False) -> "Batch":
+        mv = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return Batch(mv(self.input_2d), mv(self.joints_3d),
+                     tuple(mv(m) for m in self.meshes) if self.meshes is not None else None,
+                     self.action, self.subject)
+
+    def __len__(self) -> int:
+        return int(self.input_2d.shape[0])
+
+
+def collate(items: Sequence[Dict[str, Any]]) -> Batch:
+    """Stack data-set items (dicts with the keys of SPEC's loaders) into a :class:`Batch`.
+
+    Mesh targets are kept only when every item has them.
+    """
+    def stack(key):
+        return torch.stack([torch.as_tensor(it[key], dtype=torch.float32) for it in items])
+
+    meshes = None
+    ms = [it.get("meshes") for it in items]
+    if all(m is not None and len(m) > 0 for m in ms):
+        meshes = tuple(torch.stack([torch.as_tensor(m[k], dtype=torch.float32) for m in ms])
+                       for k in range(len(ms[0])))
+    action = torch.tensor([int(it.get("action", -1)) for it in items], dtype=torch.long)
+    subject = torch.tensor([int(it.get("subject", -1)) for it in items], dtype=torch.long)
+    return Batch(stack("input_2d"), stack("joints_3d"), meshes, action, subject)
+
+
+def train_mean_pose(ds: Dataset, batch_size: int = 1024) -> Tensor:
+    """Mean of the training set's root-relative 3D joints ``[J, 3]`` (the mean-pose baseline)."""
+    from torch.utils.data import DataLoader
+
+    total, count = None, 0
+    for b in DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        j = b.joints_3d.double()
+        j = j - j[:, :1]
+        s = j.sum(0)
+        total = s if total is None else total + s
+        count += j.shape[0]
+    if not count:
+        raise DataError("the training set is empty: no mean pose")
+    return (total / count).float()

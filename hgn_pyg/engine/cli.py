@@ -1,0 +1,48 @@
+"""Shared plumbing of the command-line tools: argument helpers and error → exit-code handling.
+
+A user error (:class:`~hgn_pyg.errors.HGNError`: bad config, bad data, a checkpoint that
+does not fit; a missing or unreadable file; a diverging loss) prints one line on stderr and
+exits with status 2.  Anything else is a bug: one line and status 1.  ``--debug`` shows the
+traceback instead.  Ctrl-C exits with status 130.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from hgn_pyg.errors import HGNError
+
+__all__ = ["run_cli", "add_common_arguments"]
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", metavar="SECTION.key=value", action="append", default=[],
+                        help="override a config value (YAML-parsed), e.g. --set TRAIN.lr=5e-4; repeatable")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+
+
+def run_cli(fn: Callable[[], int], debug: bool, prog: str) -> int:
+    """Run ``fn`` and turn exceptions into one line on stderr and an exit status."""
+    try:
+        return int(fn() or 0)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (HGNError, OSError, FloatingPointError) as exc:
+        if debug:
+            raise
+        msg = " ".join(str(exc).split()) or exc.__class__.__name__
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug:
+            raise
+        logging.getLogger("hgn_pyg").debug("unexpected error", exc_info=True)
+        msg = " ".join(str(exc).split())
+        print(f"{prog}: internal error: {exc.__class__.__name__}: {msg} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1

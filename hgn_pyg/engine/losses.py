@@ -1,0 +1,92 @@
+r"""The HGN training loss (SPEC §4).
+
+.. math::
+    \mathcal{L} = w_J\,\mathrm{MSE}(\hat{J}, J)
+      + \sum_k w_k\,\mathrm{MSE}\big(\hat{M}_k[\pi_k], M_k\big)
+
+with :math:`w_J = 100`, :math:`w_k = 1` for the two mesh levels (published: 48- and
+96-slot meshes).  The network predicts every *slot* of a mesh level (binary-tree
+order, fake slots included); the ground truth has one row per *real* vertex in the
+original cluster order, so the prediction is read at
+:math:`\pi_k = ` ``hierarchy.real_slots(level_k)`` first.  ``MSE`` is the mean over
+all elements (``torch.nn.functional.mse_loss``).  When a batch has no mesh targets
+(e.g. the VideoPose3D format) the mesh terms are dropped.
+
+Shapes: ``joints [B, J, 3]``, ``meshes[k] [B, slots_k, 3]`` (prediction) and
+``[B, real_k, 3]`` (target).
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["HGNLoss"]
+
+
+class HGNLoss(nn.Module):
+    r"""Weighted joint + multi-level mesh MSE (SPEC §4).
+
+    Args:
+        real_slots: for each mesh level the network predicts, a LongTensor of the slots
+            holding real vertices in original order (``hierarchy.real_slots(level)``);
+            may be empty when the model predicts no meshes.
+        joint_weight: :math:`w_J` (default 100).
+        mesh_weights: :math:`w_k` per mesh level (default 1 each).
+
+    ``forward(joints, meshes, joints_gt, meshes_gt=None)`` returns
+    ``(total, parts)`` with ``parts = {"joints": …, "mesh0": …, "mesh1": …}`` (detached
+    unweighted MSEs; mesh entries only when mesh targets are given).
+    """
+
+    def __init__(self, real_slots: Sequence[Tensor] = (), joint_weight: float = 100.0,
+                 mesh_weights: Optional[Sequence[float]] = None):
+        super().__init__()
+        real_slots = [torch.as_tensor(s, dtype=torch.long) for s in real_slots]
+        if mesh_weights is None:
+            mesh_weights = [1.0] * len(real_slots)
+        if len(mesh_weights) != len(real_slots):
+            raise ValueError(f"HGNLoss: {len(mesh_weights)} mesh weights for {len(real_slots)} mesh levels")
+        self.joint_weight = float(joint_weight)
+        self.mesh_weights = [float(w) for w in mesh_weights]
+        for k, s in enumerate(real_slots):
+            self.register_buffer(f"real_slots_{k}", s, persistent=False)
+        self.num_meshes = len(real_slots)
+
+    @classmethod
+    def from_hierarchy(cls, hierarchy, mesh_levels: Sequence[int], joint_weight: float = 100.0,
+                       mesh_weights: Optional[Sequence[float]] = None) -> "HGNLoss":
+        """Build the loss reading predictions at ``hierarchy.real_slots(level)`` for each mesh level."""
+        slots = [torch.as_tensor(hierarchy.real_slots(int(lvl)), dtype=torch.long) for lvl in mesh_levels]
+        return cls(slots, joint_weight=joint_weight, mesh_weights=mesh_weights)
+
+    def real_slots(self, k: int) -> Tensor:
+        return getattr(self, f"real_slots_{k}")
+
+    def forward(self, joints: Tensor, meshes: Optional[Sequence[Tensor]], joints_gt: Tensor,
+                meshes_gt: Optional[Sequence[Tensor]] = None) -> Tuple[Tensor, Dict[str, Tensor]]:
+        if joints.shape != joints_gt.shape:
+            raise ValueError(f"HGNLoss: predicted joints {tuple(joints.shape)} vs target {tuple(joints_gt.shape)}")
+        lj = F.mse_loss(joints, joints_gt)
+        total = self.joint_weight * lj
+        parts = {"joints": lj.detach()}
+        if meshes_gt is not None and meshes is not None:
+            if len(meshes_gt) != self.num_meshes or len(meshes) != self.num_meshes:
+                raise ValueError(f"HGNLoss: expected {self.num_meshes} mesh levels, got {len(meshes)} "
+                                 f"predictions and {len(meshes_gt)} targets")
+            for k in range(self.num_meshes):
+                pred = meshes[k].index_select(-2, self.real_slots(k))
+                if pred.shape != meshes_gt[k].shape:
+                    raise ValueError(f"HGNLoss: mesh level {k}: prediction at real slots {tuple(pred.shape)} "
+                                     f"vs target {tuple(meshes_gt[k].shape)}")
+                lm = F.mse_loss(pred, meshes_gt[k])
+                total = total + self.mesh_weights[k] * lm
+                parts[f"mesh{k}"] = lm.detach()
+        return total, parts
+
+    def __repr__(self) -> str:
+        sizes = [int(self.real_slots(k).numel()) for k in range(self.num_meshes)]
+        return (f"{self.__class__.__name__}(joint_weight={self.joint_weight}, "
+                f"mesh_weights={self.mesh_weights}, real={sizes})")

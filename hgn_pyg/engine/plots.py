@@ -1,0 +1,92 @@
+"""Training curves: ``metrics.csv`` and the loss / error PNGs of an experiment's ``graph/`` folder."""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+__all__ = ["CSV_COLUMNS", "write_metrics_csv", "plot_history", "atomic_write_text"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of ``graph/metrics.csv`` (one row per epoch).
+CSV_COLUMNS = ["epoch", "lr", "train_loss", "train_joints_mse", "train_mesh0_mse", "train_mesh1_mse",
+               "train_mpjpe", "test_mpjpe", "test_pa_mpjpe", "epoch_time_s"]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_metrics_csv(history: Sequence[Dict[str, float]], path: Path) -> None:
+    """Write one row per epoch of ``history`` (missing values left empty)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def plot_history(history: Sequence[Dict[str, float]], folder: Path) -> List[Path]:
+    """``loss.png`` (training loss) and ``error.png`` (train / test MPJPE, test PA-MPJPE) in ``folder``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not history:
+        return []
+    ep = [r["epoch"] for r in history]
+
+    def series(key):
+        xs = [e for e, r in zip(ep, history) if r.get(key) is not None]
+        ys = [r[key] for r in history if r.get(key) is not None]
+        return xs, ys
+
+    out = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(*series("train_loss"), marker="o", label="train loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.subplots_adjust(left=0.15, bottom=0.13, right=0.97, top=0.95)
+    p = folder / "loss.png"
+    fig.savefig(p, dpi=90)
+    plt.close(fig)
+    out.append(p)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("train_mpjpe", "train MPJPE"), ("test_mpjpe", "test MPJPE"),
+                       ("test_pa_mpjpe", "test PA-MPJPE")):
+        xs, ys = series(key)
+        if xs:
+            ax.plot(xs, ys, marker="o", label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("error (mm)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.subplots_adjust(left=0.13, bottom=0.13, right=0.97, top=0.95)
+    p = folder / "error.png"
+    fig.savefig(p, dpi=90)
+    plt.close(fig)
+    out.append(p)
+    return out

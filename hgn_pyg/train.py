@@ -1,0 +1,119 @@
+"""Train HGN: ``python -m hgn_pyg.train --config FILE [--set SECTION.key=value ...] [--resume EXP_DIR] [--debug]``.
+
+A new run writes ``<EXPERIMENT.output_root>/exp_<UTC timestamp>/`` (config.yaml, train.log,
+checkpoint/, graph/, vis/, results.json).  ``--resume EXP_DIR`` continues that run from
+``checkpoint/last.pth.tar`` with its ``config.yaml`` (``--set`` may change e.g.
+``TRAIN.end_epoch``).  Multi-process: ``torchrun --nproc_per_node N -m hgn_pyg.train ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional, Sequence
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("hgn_pyg.train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hgn_pyg.engine.cli import add_common_arguments
+
+    p = argparse.ArgumentParser(prog="python -m hgn_pyg.train", description=__doc__.split("\n")[0])
+    p.add_argument("--config", metavar="FILE", help="YAML config (with --resume: default EXP_DIR/config.yaml)")
+    p.add_argument("--resume", metavar="EXP_DIR", help="continue the run in EXP_DIR from checkpoint/last.pth.tar")
+    add_common_arguments(p)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hgn_pyg.config import load_config
+    from hgn_pyg.engine import build
+    from hgn_pyg.engine.distributed import cleanup, init_distributed
+    from hgn_pyg.engine.metrics import format_table
+    from hgn_pyg.engine.trainer import Trainer, make_experiment_dir, seed_everything, setup_logging
+    from hgn_pyg.errors import CheckpointError, ConfigError
+
+    exp_dir: Optional[Path] = None
+    if args.resume:
+        exp_dir = Path(args.resume)
+        if not exp_dir.is_dir():
+            raise ConfigError(f"--resume {exp_dir}: experiment folder not found")
+        saved = exp_dir / "config.yaml"
+        if not saved.is_file() and not args.config:
+            raise ConfigError(f"--resume {exp_dir}: no config.yaml in the experiment folder (pass --config)")
+        if not (exp_dir / "checkpoint" / "last.pth.tar").is_file():
+            raise CheckpointError(f"--resume {exp_dir}: no checkpoint/last.pth.tar (the run stopped before its "
+                                  "first epoch ended); start a new run instead")
+        cfg = load_config(args.config or saved, args.set, check_data=True)
+    else:
+        if not args.config:
+            raise ConfigError("--config FILE is required (or --resume EXP_DIR)")
+        cfg = load_config(args.config, args.set, check_data=True)
+
+    ctx = init_distributed(cfg.EXPERIMENT.device)
+    try:
+        if exp_dir is None:
+            exp_dir = ctx.broadcast_object(make_experiment_dir(cfg.EXPERIMENT.output_root) if ctx.is_main else None)
+            if ctx.is_main:
+                cfg.save(exp_dir / "config.yaml")
+        setup_logging(exp_dir / "train.log", cfg.EXPERIMENT.log_level, ctx.is_main)
+        if args.resume and ctx.is_main:
+            from hgn_pyg.config import load_config as _load
+
+            saved_cfg = _load(exp_dir / "config.yaml") if (exp_dir / "config.yaml").is_file() else None
+            if saved_cfg is None or saved_cfg.to_dict() != cfg.to_dict():
+                stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
+                path = exp_dir / f"config_resume_{stamp}.yaml"
+                cfg.save(path)
+                log.info("resuming with a changed configuration; saved as %s", path.name)
+        log.info("experiment folder: %s", exp_dir)
+
+        if ctx.is_main:
+            build.ensure_dataset(cfg, is_main=True)
+        ctx.barrier()
+        body = build.load_body(cfg)
+        bm_path = build.body_model_path(cfg)
+        # rank 0 fills the caches (hierarchy, data targets) first; the others then read them
+        if ctx.is_main:
+            hierarchy = build.build_hierarchy(cfg, body)
+            train_set, test_set = build.build_datasets(cfg, hierarchy, bm_path)
+        ctx.barrier()
+        if not ctx.is_main:
+            hierarchy = build.build_hierarchy(cfg, body)
+            train_set, test_set = build.build_datasets(cfg, hierarchy, bm_path)
+        log.info("data: %d training, %d test samples (%s)", len(train_set), len(test_set), cfg.data_root())
+
+        seed_everything(cfg.EXPERIMENT.seed)
+        model = build.build_model(cfg, hierarchy, body)
+        loss_fn = build.build_loss(cfg, hierarchy)
+        nparams = sum(p.numel() for p in model.parameters())
+        log.info("model: %s, %d parameters; device %s, %d process(es)", type(model).__name__, nparams,
+                 ctx.device, ctx.world_size)
+        from hgn_pyg.graphs.skeleton import skeleton_graph
+
+        bones = skeleton_graph("h36m").bones.tolist()
+        trainer = Trainer(cfg, exp_dir, model, loss_fn, train_set, test_set, ctx, hierarchy=hierarchy, bones=bones)
+        if args.resume:
+            trainer.resume()
+        results = trainer.fit()
+        if ctx.is_main:
+            print(format_table(results, results.get("baseline")))
+            print(f"results: {exp_dir / 'results.json'}")
+    finally:
+        cleanup(ctx)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from hgn_pyg.engine.cli import run_cli
+
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: _run(args), args.debug, "hgn_pyg.train")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
