@@ -79,3 +79,55 @@ def test_test_cli_bad_checkpoints(tmp_path, capsys):
     assert rc == 2 and "garbage.pth.tar" in err and "Traceback" not in err
     rc, err = run(test_cli, base, capsys)
     assert rc == 2 and "TEST.weight_path" in err
+
+
+@pytest.fixture(scope="module")
+def tiny_synthetic(tmp_path_factory):
+    from hgn_pyg.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("syn")
+    generate(root, frames=10, seed=0, subjects=[1, 9], actions=[2, 3])
+    return root
+
+
+def _train_args(root, out, *extra):
+    return ["--config", TEST_CFG, "--set", f"DATASET.root={root}", "--set",
+            "DATASET.train_subjects=[1]", "--set", "DATASET.test_subjects=[9]", "--set",
+            "SYNTHETIC.generate_if_missing=false", "--set", f"EXPERIMENT.output_root={out}",
+            *extra]
+
+
+def test_corrupt_annotation_through_train_cli(tiny_synthetic, tmp_path, capsys):
+    """A truncated annotation file: one line naming the file, exit 2, existing runs untouched."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_synthetic, root)
+    out = tmp_path / "e"
+    old = out / "exp_old"
+    old.mkdir(parents=True)
+    (old / "results.json").write_text('{"MPJPE": 1.0}')
+    bad = root / "annotations" / "Human36M_subject9_joint_3d.json"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    rc, err = run(train_cli, _train_args(root, out), capsys)
+    errors = [line for line in err.splitlines() if "error" in line]  # INFO progress lines aside
+    assert rc == 2 and len(errors) == 1 and "Traceback" not in err
+    assert "Human36M_subject9_joint_3d.json" in errors[0]
+    assert (old / "results.json").read_text() == '{"MPJPE": 1.0}'
+
+
+def test_missing_subject_through_train_cli(tiny_synthetic, tmp_path, capsys):
+    rc, err = run(train_cli, _train_args(tiny_synthetic, tmp_path / "e", "--set",
+                                         "DATASET.test_subjects=[11]"), capsys)
+    assert rc == 2 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "Human36M_subject11" in errors[0]
+
+
+def test_non_finite_input_stops_training_with_one_line(tiny_synthetic, tmp_path, capsys):
+    """Inf in the network input (here through the noise augmentation) makes the loss non-finite:
+    the run stops at once with one line naming the epoch and iteration, exit 2."""
+    rc, err = run(train_cli, _train_args(tiny_synthetic, tmp_path / "e", "--set",
+                                         "AUG.noise_std=.inf"), capsys)
+    assert rc == 2 and "Traceback" not in err
+    assert "loss" in err and "iteration" in err
