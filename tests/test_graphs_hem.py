@@ -298,8 +298,10 @@ def test_face_order_orientation_and_duplicates_do_not_matter():
     shuffled = faces[rng.permutation(len(faces))]
     rolled = np.roll(shuffled, 1, axis=1)[:, ::-1]  # other orientation / starting vertex
     dup = np.concatenate([rolled, faces[:50], faces[:50, ::-1]])
+    with pytest.raises(GraphError, match="same triangle"):  # duplicates are an error by default
+        mesh_hierarchy(dup, n, levels=5)
     for f in (shuffled, rolled, dup):
-        h = mesh_hierarchy(f, n, levels=5)
+        h = mesh_hierarchy(f, n, levels=5, allow_duplicate_faces=True)
         for a, b in zip(h0.clusters, h.clusters):
             assert np.array_equal(a.numpy(), b.numpy())
         for a, b in zip(h0.perms, h.perms):

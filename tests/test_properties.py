@@ -282,14 +282,17 @@ def test_hierarchy_pool_unpool(mesh, levels, seed, batch, channels):
 @settings(max_examples=20, **_SETTINGS)
 @given(mesh=random_meshes(max_size=2), levels=st.integers(1, 4), seed=st.integers(0, 2**16))
 def test_duplicate_faces_change_nothing(mesh, levels, seed):
-    """Duplicate faces are accepted (edges counted once, SPEC §1.2): same hierarchy."""
+    """Duplicate faces are an error by default; accepted on request they change nothing (edges
+    counted once, SPEC §1.2): same hierarchy."""
     faces, nv = mesh
     rng = np.random.default_rng(seed)
     dup = faces[rng.integers(0, len(faces), size=1 + len(faces) // 2)]
     dup = dup[:, rng.permutation(3)]  # the same triangle listed in another vertex order
     more = np.concatenate([faces, dup])
     a = mesh_hierarchy(faces, nv, levels=levels)
-    b = mesh_hierarchy(more, nv, levels=levels)
+    with pytest.raises(GraphError, match="same triangle"):
+        mesh_hierarchy(more, nv, levels=levels)
+    b = mesh_hierarchy(more, nv, levels=levels, allow_duplicate_faces=True)
     for i in range(levels + 1):
         assert (a.adjacencies[i] != b.adjacencies[i]).nnz == 0
         assert torch.equal(a.perms[i], b.perms[i])

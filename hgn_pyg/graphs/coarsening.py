@@ -211,14 +211,16 @@ def classic_argsort(a, _stats: dict | None = None) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # mesh -> adjacency
 # ---------------------------------------------------------------------------------------------
-def validate_faces(faces, num_vertices: int) -> np.ndarray:
+def validate_faces(faces, num_vertices: int, allow_duplicate_faces: bool = False) -> np.ndarray:
     """Check a triangle list and return it as ``np.ndarray[int64]`` of shape ``[F, 3]``.
 
     Raises :class:`~hgn_pyg.errors.GraphError` (naming the first offending face / vertices) when
     ``faces`` is not an ``[F, 3]`` integer array (NaN or fractional entries included), when an index
     is outside ``[0, num_vertices)``, when a face repeats a vertex (degenerate triangle) or when a
     vertex of ``range(num_vertices)`` belongs to no face (isolated vertices break HEM's row
-    bookkeeping). Duplicate faces are allowed (edges are counted once).
+    bookkeeping), and when a triangle appears twice (in any vertex order) unless
+    ``allow_duplicate_faces=True`` -- a repeated face makes the mesh non-manifold and usually
+    means a broken file; when allowed, it changes nothing (edges are counted once).
     """
     if hasattr(faces, "detach"):  # torch tensor
         faces = faces.detach().cpu().numpy()
@@ -266,6 +268,18 @@ def validate_faces(faces, num_vertices: int) -> np.ndarray:
             f"face {k} {f[k].tolist()} is degenerate (repeats a vertex); "
             f"{int(degen.sum())} degenerate faces in all"
         )
+    if not allow_duplicate_faces and len(f) > 1:
+        key = np.sort(f, axis=1)
+        order = np.lexsort(key.T[::-1])
+        same = np.all(key[order[1:]] == key[order[:-1]], axis=1)
+        if same.any():
+            k = int(np.flatnonzero(same)[0])
+            a, b = sorted((int(order[k]), int(order[k + 1])))
+            raise GraphError(
+                f"faces {a} {f[a].tolist()} and {b} {f[b].tolist()} are the same triangle; "
+                f"{int(same.sum())} duplicate faces in all (pass allow_duplicate_faces=True to "
+                f"accept them: they do not change the graph)"
+            )
     used = np.zeros(num_vertices, dtype=bool)
     used[f.ravel()] = True
     if not used.all():
@@ -278,7 +292,8 @@ def validate_faces(faces, num_vertices: int) -> np.ndarray:
     return f
 
 
-def faces_to_adjacency(faces, num_vertices: int) -> sp.csr_matrix:
+def faces_to_adjacency(faces, num_vertices: int,
+                       allow_duplicate_faces: bool = False) -> sp.csr_matrix:
     """Binary symmetric adjacency of a triangle mesh (HGN_SPEC §1.2).
 
     ``W[a, b] = W[b, a] = 1`` for every face edge ``(v0, v1), (v1, v2), (v0, v2)``, duplicates
@@ -291,7 +306,7 @@ def faces_to_adjacency(faces, num_vertices: int) -> sp.csr_matrix:
     Returns:
         ``scipy.sparse.csr_matrix`` ``[V, V]``, float64, canonical (sorted, no duplicates).
     """
-    f = validate_faces(faces, num_vertices)
+    f = validate_faces(faces, num_vertices, allow_duplicate_faces)
     n = int(num_vertices)
     a = np.concatenate([f[:, 0], f[:, 1], f[:, 0]])
     b = np.concatenate([f[:, 1], f[:, 2], f[:, 2]])

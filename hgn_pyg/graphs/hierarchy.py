@@ -502,14 +502,17 @@ class JointAssignment:
         return f"JointAssignment(slots={self.num_slots}, joints={self.num_joints})"
 
 
-def mesh_hierarchy(faces, num_vertices: int, levels: int = 9) -> GraphHierarchy:
+def mesh_hierarchy(faces, num_vertices: int, levels: int = 9,
+                   allow_duplicate_faces: bool = False) -> GraphHierarchy:
     """Build HGN's mesh hierarchy from triangle faces (HGN_SPEC §1.2-§1.3).
 
     Args:
         faces: ``[F, 3]`` integer array (numpy, list or torch), every vertex in some face, no
-            degenerate faces (duplicates are fine).
+            degenerate faces, no triangle twice.
         num_vertices: ``N_0``.
         levels: coarsening rounds (9 for HGN: levels 7 and 8 feed the network).
+        allow_duplicate_faces: accept a triangle listed twice (it changes nothing; by default
+            it is reported as an error, as it usually means a broken mesh file).
 
     Returns:
         :class:`GraphHierarchy` with ``levels + 1`` graphs. On SMPL (6,890 vertices) level 7 has
@@ -518,7 +521,7 @@ def mesh_hierarchy(faces, num_vertices: int, levels: int = 9) -> GraphHierarchy:
     Raises:
         GraphError: malformed faces (see :func:`~hgn_pyg.graphs.coarsening.validate_faces`).
     """
-    W = faces_to_adjacency(faces, num_vertices)
+    W = faces_to_adjacency(faces, num_vertices, allow_duplicate_faces)
     h = GraphHierarchy.from_adjacency(W, levels)
     log.debug("mesh hierarchy: %r", h)
     return h
