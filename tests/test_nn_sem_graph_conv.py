@@ -328,3 +328,30 @@ def test_device_follows_module():
         for mode in MODES:
             conv.mode = mode
             assert conv(torch.randn(2, N, 3, device="cuda")).is_cuda
+
+
+def test_sparse_backends_agree():
+    """sparse_backend="torch" and "torch_sparse" give the same output and gradients (1e-5);
+    asking for torch_sparse without it installed is a clear error."""
+    from hgn_pyg.nn import sem_graph_conv as sgc
+
+    ei, N = _test_graph()
+    if sgc._SparseStorage is None:
+        with pytest.raises(ValueError, match="torch-sparse"):
+            SemGraphConv(4, 3, ei, N, mode="sparse", sparse_backend="torch_sparse")
+        return
+    torch.manual_seed(0)
+    a = SemGraphConv(4, 3, ei, N, isolated="uniform", mode="sparse", sparse_backend="torch")
+    b = SemGraphConv(4, 3, ei, N, isolated="uniform", mode="sparse", sparse_backend="torch_sparse")
+    with torch.no_grad():
+        a.edge_logits.normal_()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(3, N, 4)
+    ya, yb = a(x), b(x)
+    torch.testing.assert_close(ya, yb, atol=1e-5, rtol=1e-5)
+    ga = torch.autograd.grad(ya.square().sum(), a.edge_logits)[0]
+    gb = torch.autograd.grad(yb.square().sum(), b.edge_logits)[0]
+    torch.testing.assert_close(ga, gb, atol=1e-5, rtol=1e-5)
+    assert "sparse_backend=torch_sparse" in repr(b)
+    with pytest.raises(ValueError, match="sparse_backend"):
+        SemGraphConv(4, 3, ei, N, sparse_backend="cusparse")

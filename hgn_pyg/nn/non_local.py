@@ -84,12 +84,17 @@ class GraphNonLocal(Module):
         N = xb.size(1)
         Ci = self.inner_channels
         g = self.g(xb)                                               # [B, N, C']
-        a = self.theta(xb) @ self.concat_project[:Ci]                # [B, N]
-        b = self.phi(xb) @ self.concat_project[Ci:]                  # [B, N]
+        # θ and φ are only read through their dot products with the halves of the concat
+        # weight, so fold them into C-vectors: a_i = w_θ·(W_θ x_i + b_θ) = x_i·(W_θᵀ w_θ) + b_θ·w_θ
+        w_t, w_p = self.concat_project[:Ci], self.concat_project[Ci:]
+        a = xb @ (self.theta.weight.t() @ w_t) + self.theta.bias @ w_t   # [B, N]
+        b = xb @ (self.phi.weight.t() @ w_p) + self.phi.bias @ w_p       # [B, N]
         f = torch.relu(a.unsqueeze(2) + b.unsqueeze(1)) / N          # [B, N, N]
         y = torch.bmm(f, g)                                          # [B, N, C']
         z = self.W(y)                                                # [B, N, C]
-        z = self.bn(z.transpose(1, 2)).transpose(1, 2)
+        # BatchNorm over channels with nodes as samples: [B*N, C] has the same statistics as
+        # [B, C, N] and avoids a slow strided (transposed) BatchNorm
+        z = self.bn(z.reshape(-1, z.size(-1))).view(z.shape)
         out = xb + z
         return out.squeeze(0) if single else out
 

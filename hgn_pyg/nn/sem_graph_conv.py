@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 MODES = ("auto", "dense", "sparse", "scatter")
 ISOLATED = ("zero", "self", "uniform")
+SPARSE_BACKENDS = ("auto", "torch", "torch_sparse")
 
 # ``mode="auto"`` rule (see ``choose_mode``): largest graph for which the dense kernel is used,
 # by batch size. Calibrated on the 2-core development CPU (CPU time, 128 -> 128 channels,
@@ -100,9 +101,14 @@ class SemGraphConv(MessagePassing):
         bias (bool): learn an additive bias. (default: ``True``)
         isolated (str): ``"zero"``, ``"self"`` or ``"uniform"``, see above. (default: ``"zero"``)
         mode (str): kernel: ``"dense"`` (``N x N`` attention matrix, for tiny graphs),
-            ``"sparse"`` (one sparse-dense matmul over ``[N, B*C]``; ``torch_sparse`` when
-            importable, ``torch.sparse`` CSR otherwise), ``"scatter"`` (PyG ``propagate`` with
-            :meth:`message`) or ``"auto"`` (see :func:`choose_mode`). (default: ``"auto"``)
+            ``"sparse"`` (one sparse-dense matmul over ``[N, B*C]``, see ``sparse_backend``),
+            ``"scatter"`` (PyG ``propagate`` with :meth:`message`) or ``"auto"`` (see
+            :func:`choose_mode`). (default: ``"auto"``)
+        sparse_backend (str): the spmm kernel of the sparse mode: ``"torch_sparse"``
+            (``torch_sparse.SparseTensor``; needs torch-sparse), ``"torch"`` (``torch.sparse``
+            CSR with a sparse backward) or ``"auto"``: ``torch.sparse`` on CPU, where it measured
+            1.0-2x faster than torch_sparse at every size (``benchmarks/README.md``), and
+            torch_sparse on other devices when it is installed. (default: ``"auto"``)
 
     Parameters: ``weight [2, Cin, Cout]``, ``edge_logits [E]``, ``bias [Cout]``.
 
@@ -123,10 +129,18 @@ class SemGraphConv(MessagePassing):
         bias: bool = True,
         isolated: str = "zero",
         mode: str = "auto",
+        sparse_backend: str = "auto",
     ) -> None:
         super().__init__(aggr="add", node_dim=-2)
         if mode not in MODES:
             raise ValueError(f"SemGraphConv: mode must be one of {MODES}, got {mode!r}")
+        if sparse_backend not in SPARSE_BACKENDS:
+            raise ValueError(f"SemGraphConv: sparse_backend must be one of {SPARSE_BACKENDS}, "
+                             f"got {sparse_backend!r}")
+        if sparse_backend == "torch_sparse" and _SparseStorage is None:
+            raise ValueError("SemGraphConv: sparse_backend='torch_sparse' needs torch-sparse "
+                             "(pip install --no-build-isolation torch-sparse)")
+        self.sparse_backend = sparse_backend
         if isolated not in ISOLATED:
             raise ValueError(f"SemGraphConv: isolated must be one of {ISOLATED}, got {isolated!r}")
         self.in_channels = int(in_channels)
@@ -197,7 +211,9 @@ class SemGraphConv(MessagePassing):
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-                f"nodes={self.num_nodes}, edges={self.num_edges}, mode={self.mode})")
+                f"nodes={self.num_nodes}, edges={self.num_edges}, mode={self.mode}"
+                + (f", sparse_backend={self.sparse_backend}" if self.sparse_backend != "auto" else "")
+                + ")")
 
     # ------------------------------------------------------------------ forward
     def attention(self) -> Tensor:
@@ -233,8 +249,12 @@ class SemGraphConv(MessagePassing):
         B, N, C = x.size(0), self.num_nodes, self.out_channels
         mode = self.resolve_mode(B, x.device.type)
         xt = x.transpose(0, 1).reshape(N * B, self.in_channels)
-        h0 = (xt @ self.weight[0]).reshape(N, B * C)
         h1 = (xt @ self.weight[1]).reshape(N, B * C)
+        # h0 = x W0 only reaches nodes with a self loop and isolated nodes ("self"/"uniform");
+        # a graph with neither (a mesh without self loops) skips half of the feature transform
+        needs_h0 = (mode == "dense" or self.num_self_loops > 0
+                    or (self.num_isolated > 0 and self.isolated != "zero"))
+        h0 = (xt @ self.weight[0]).reshape(N, B * C) if needs_h0 else h1
         if mode == "dense":
             out = self._dense_aggregate(h0, h1)
         else:
@@ -301,7 +321,7 @@ class SemGraphConv(MessagePassing):
         Under ``torch.compile`` the ``torch.sparse`` kernel is used: torch_sparse's custom
         kernels have no fake-tensor implementation, so Dynamo cannot trace them."""
         N = self.num_nodes
-        if _SparseStorage is not None and not torch.compiler.is_compiling():
+        if self._use_torch_sparse(h.device.type):
             storage = _SparseStorage(
                 row=self._off_edge_index[1], rowptr=self._off_rowptr,
                 col=self._off_edge_index[0], value=values, sparse_sizes=(N, N),
@@ -310,6 +330,13 @@ class SemGraphConv(MessagePassing):
             return _torch_sparse.matmul(_SparseTensor.from_storage(storage), h, reduce="sum")
         return _CsrSpmm.apply(values, h, self._off_rowptr, self._off_edge_index[0],
                               self._off_colptr, self._off_t_col, self._off_csr2csc)
+
+    def _use_torch_sparse(self, device_type: str) -> bool:
+        if _SparseStorage is None or torch.compiler.is_compiling():
+            return False
+        if self.sparse_backend == "auto":
+            return device_type != "cpu"
+        return self.sparse_backend == "torch_sparse"
 
     # ------------------------------------------------------------------ topology checks
     def _check_topology(self, edge_index: Optional[object], num_rows: int) -> int:

@@ -50,6 +50,9 @@ class NodeTransfer(Module):
         if x.dim() not in (2, 3) or x.size(-2) != self.in_nodes:
             raise ValueError(f"NodeTransfer: expected x [B, {self.in_nodes}, C] or "
                              f"[{self.in_nodes}, C], got {list(x.shape)}")
+        if x.dim() == 3 and self.bias is not None:  # one fused batched GEMM + bias
+            return torch.baddbmm(self.bias.view(1, -1, 1).expand(x.size(0), -1, x.size(-1)),
+                                 self.weight.expand(x.size(0), -1, -1), x)
         out = torch.matmul(self.weight, x)  # [N_out, N_in] @ [.., N_in, C]
         if self.bias is not None:
             out = out + self.bias.unsqueeze(-1)

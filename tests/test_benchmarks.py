@@ -1,0 +1,126 @@
+"""Smoke tests of the benchmark scripts (smallest configurations; no timing assertions)."""
+import csv
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH_DIR))
+
+import _common as common  # noqa: E402
+import hgn_speed  # noqa: E402
+import sparse_vs_dense  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Nothing here is timed against a target; one intra-op thread keeps these tests fast on a
+    busy shared machine (OpenMP barriers stall when the cores are oversubscribed). Restored after
+    each test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------- agreement check
+def test_max_relative_error():
+    ref = torch.tensor([[1.0, -2.0], [0.5, 4.0]])
+    assert common.max_relative_error(ref, ref) == 0.0
+    assert common.max_relative_error(ref + 0.004, ref) == pytest.approx(1e-3, rel=1e-4)
+    assert common.max_relative_error(torch.zeros(3), torch.zeros(3)) == 0.0
+    assert math.isinf(common.max_relative_error(torch.ones(3), torch.zeros(3)))
+    assert math.isinf(common.max_relative_error(torch.tensor([float("nan")]), torch.ones(1)))
+    with pytest.raises(common.AgreementError, match="shape"):
+        common.max_relative_error(torch.ones(2), torch.ones(3))
+
+
+def test_check_agreement_catches_a_wrong_mode():
+    out = torch.randn(2, 5, 4, generator=torch.Generator().manual_seed(0))
+    grad = torch.randn(3, 3, generator=torch.Generator().manual_seed(1))
+    results = {"dense": (out, grad), "sparse": (out * (1 + 1e-6), grad)}
+    errs = common.check_agreement(results, "dense", rtol=1e-4)
+    assert errs["dense"] == 0.0 and errs["sparse"] < 1e-5
+    wrong_grad = grad.clone()
+    wrong_grad[1, 2] += 0.01 * grad.abs().max()  # output right, one gradient entry wrong
+    results["scatter"] = (out, wrong_grad)
+    with pytest.raises(common.AgreementError, match=r"scatter vs dense \(tensor 1"):
+        common.check_agreement(results, "dense", rtol=1e-4, what="case")
+
+
+def test_agreement_catches_a_wrong_semgraphconv_kernel():
+    """The script's own check on real layers: kernels agree; a layer built with other
+    semantics (isolated slots ignored instead of the published uniform attention) is caught."""
+    from hgn_pyg.nn import SemGraphConv
+
+    graph = sparse_vs_dense.build_graphs(["level8"])[0]  # has isolated fake slots
+    case = sparse_vs_dense._Case("semgraphconv", graph, 2, 8, "fwd+bwd", torch.device("cpu"))
+    dense, scatter = case.callable("dense")(), case.callable("scatter")()
+    common.check_agreement({"dense": dense, "scatter": scatter}, "dense", rtol=1e-4)
+    wrong = SemGraphConv(8, 8, graph.edge_index, graph.num_nodes, isolated="zero", mode="sparse")
+    wrong.load_state_dict(case._state)
+    with torch.no_grad():
+        wrong_out = wrong(case.x)
+    with pytest.raises(common.AgreementError):
+        common.check_agreement({"dense": dense[:1], "wrong": (wrong_out,)}, "dense", rtol=1e-4)
+
+
+def test_cpu_peak_memory_sees_torch_allocations():
+    def alloc():
+        a = torch.ones(1024, 1024)  # 4 MiB
+        b = a * 2  # another 4 MiB while a is alive
+        return float(b.sum())
+
+    _, ms, peak = common.run_with_peak_memory(alloc, torch.device("cpu"))
+    assert ms > 0
+    assert math.isnan(peak) or 7.9 <= peak <= 9.0
+
+
+# ----------------------------------------------------------------------------- scripts
+def test_sparse_vs_dense_smallest_configuration(tmp_path):
+    rows = sparse_vs_dense.main(["--quick", "--graphs", "skeleton,level8", "--batches", "1,2",
+                                 "--channels", "8", "--rounds", "1", "--out", str(tmp_path)])
+    with open(tmp_path / "sparse_vs_dense.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames) == (
+            "benchmark", "mode", "num_nodes", "batch", "pass", "median_ms",
+            "speedup_vs_dense", "peak_mem_mb")
+        csv_rows = list(reader)
+    n_sgc = len(sparse_vs_dense.available_modes("semgraphconv")[0])
+    n_gcn = len(sparse_vs_dense.available_modes("gcn_aggregation")[0])
+    assert len(csv_rows) == len(rows) == 2 * 2 * 2 * (n_sgc + n_gcn)
+    assert {r["benchmark"] for r in csv_rows} == {"semgraphconv", "gcn_aggregation"}
+    assert {int(r["num_nodes"]) for r in csv_rows} == {17, 50}
+    assert {r["pass"] for r in csv_rows} == {"fwd", "fwd+bwd"}
+    assert {"dense", "torch.sparse", "scatter", "auto"} <= {r["mode"] for r in csv_rows}
+    for r in csv_rows:
+        assert float(r["median_ms"]) > 0
+        assert float(r["speedup_vs_dense"]) > 0
+        if r["mode"] == "dense":
+            assert float(r["speedup_vs_dense"]) == 1.0
+    assert all(r.max_rel_err <= 1e-4 for r in rows)
+    assert (tmp_path / "sparse_vs_dense.png").stat().st_size > 0
+    assert "auto vs the best kernel" in (tmp_path / "sparse_vs_dense.md").read_text()
+
+
+def test_hgn_speed_smallest_configuration(tmp_path):
+    res = hgn_speed.main(["--quick", "--batch", "2", "--rounds", "1", "--matmul-size", "256",
+                          "--out", str(tmp_path)])
+    assert res["max_abs_diff"] <= 1e-4
+    assert res["params_hgn"] == res["params_dense"] > 0
+    assert res["train_speedup"] > 0 and res["inference_speedup"] > 0
+    text = (tmp_path / "hgn_speed.md").read_text()
+    assert "Training step speed-up" in text and "GFLOP" in text
+
+
+def test_hgn_speed_equality_check_catches_different_weights():
+    hgn, dense, _, _ = hgn_speed.build_models()
+    x = torch.randn(2, 17, 2)
+    hgn_speed.check_equal(hgn, dense, x)
+    with torch.no_grad():
+        dense.gconv_layers_2_1[1].nonlocal1.concat_project[0].weight.mul_(1.5)
+    with pytest.raises(common.AgreementError, match="disagree"):
+        hgn_speed.check_equal(hgn, dense, x)
