@@ -56,7 +56,7 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, p
         acc.update(_root_relative(joints.float().cpu()), _root_relative(batch.joints_3d), batch.action)
         if progress:
             e, _, _ = acc.arrays()
-            bar.set_postfix(MPJPE=f"{e.mean():.1f}")
+            bar.set_postfix(MPJPE=f"{e.mean():.1f}", refresh=False)
     model.train(was_training)
     return acc.summary()
 

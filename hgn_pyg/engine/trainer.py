@@ -287,7 +287,7 @@ class Trainer:
                                   parts.get("mesh0", torch.tensor(0.0)).item() * n,
                                   parts.get("mesh1", torch.tensor(0.0)).item() * n, e.item()], dtype=torch.float64)
             if self.progress:
-                bar.set_postfix(loss=f"{sums[1] / sums[0]:.4f}", MPJPE=f"{sums[5] / sums[0]:.1f}")
+                bar.set_postfix(loss=f"{sums[1] / sums[0]:.4f}", MPJPE=f"{sums[5] / sums[0]:.1f}", refresh=False)
             if (it + 1) % t.print_freq == 0:
                 log.debug("epoch %d iter %d/%d loss %.5f MPJPE %.2f mm", epoch, it + 1, len(self.train_loader),
                           sums[1] / sums[0], sums[5] / sums[0])
