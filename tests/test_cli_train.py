@@ -183,3 +183,25 @@ def test_torchrun_two_cpu_processes(data, tmp_path):
     assert res["num_samples"] > 0 and res["MPJPE"] > 0
     from hgn_pyg.engine.checkpoint import load_checkpoint
     assert load_checkpoint(exp / "checkpoint" / "last.pth.tar")["world_size"] == 2
+
+
+def test_resume_with_a_checkpoint_of_another_architecture(data, tmp_path):
+    """`--resume` of a folder whose last.pth.tar was made for another network: one line naming the
+    keys, exit 2, and every file of the folder left as it was."""
+    from hgn_pyg.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    cli("hgn_pyg.train", base_args(data, tmp_path) + ["--set", "TRAIN.end_epoch=1"], cwd=tmp_path)
+    (exp,) = list(tmp_path.iterdir())
+    last = exp / "checkpoint" / "last.pth.tar"
+    ck = load_checkpoint(last)
+    key = next(k for k, v in ck["model"].items() if k.endswith("weight") and v.dim() == 3)
+    ck["model"][key] = torch.zeros(ck["model"][key].shape[0], 3, 5)  # another channel count
+    save_checkpoint(ck, last)
+    snapshot = {p: p.read_bytes() for p in exp.rglob("*") if p.is_file() and p.name != "train.log"}
+    proc = cli("hgn_pyg.train", ["--resume", str(exp), "--set", "TRAIN.end_epoch=3"], cwd=tmp_path,
+               check=False)
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(errors) == 1 and key in errors[0]
+    for p, content in snapshot.items():
+        assert p.read_bytes() == content, p  # nothing written over
