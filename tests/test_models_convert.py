@@ -18,36 +18,11 @@ from hgn_pyg.convert import load_mesh_faces, main
 from hgn_pyg.errors import DataError
 from hgn_pyg.graphs import GraphHierarchy, mesh_hierarchy, skeleton_graph
 from hgn_pyg.models import HGN, DenseHGN
+from test_models_hgn import icosphere  # the shared test mesh
 
 REPO = Path(__file__).resolve().parents[1]
 LEVELS = 3
 MESH_LEVELS = (3, 2)
-
-
-def icosphere(subdivisions):
-    t = (1 + 5 ** 0.5) / 2
-    verts = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t),
-             (0, 1, -t), (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
-    faces = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4),
-             (11, 10, 2), (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8),
-             (3, 8, 9), (4, 9, 5), (2, 4, 11), (6, 2, 10), (8, 6, 7), (9, 8, 1)]
-    verts = [np.array(v, float) / np.linalg.norm(v) for v in verts]
-    for _ in range(subdivisions):
-        cache, new = {}, []
-
-        def mid(a, b):
-            key = (min(a, b), max(a, b))
-            if key not in cache:
-                m = verts[a] + verts[b]
-                verts.append(m / np.linalg.norm(m))
-                cache[key] = len(verts) - 1
-            return cache[key]
-
-        for a, b, c in faces:
-            ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
-            new += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
-        faces = new
-    return np.array(verts), np.array(faces, dtype=np.int64)
 
 
 @pytest.fixture(scope="module")
