@@ -220,8 +220,11 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
 
     def save(self, path: Union[str, os.PathLike]) -> None:
-        """Write :meth:`to_yaml` to ``path``."""
-        Path(path).write_text(self.to_yaml())
+        """Write :meth:`to_yaml` to ``path`` atomically (temporary file, then rename)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self.to_yaml())
+        os.replace(tmp, path)
 
     def data_root(self) -> Path:
         """``DATASET.root`` as a :class:`~pathlib.Path` (relative to the current directory)."""

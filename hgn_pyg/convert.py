@@ -291,8 +291,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from hgn_pyg.engine.cli import run_cli
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    from hgn_pyg.engine.trainer import setup_logging
+
+    setup_logging(None, level="DEBUG" if args.debug else "WARNING")
 
     def run() -> int:
         ckpt = convert(args.official, args.mesh, args.out, levels=args.levels,

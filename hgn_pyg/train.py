@@ -89,6 +89,14 @@ def _run(args: argparse.Namespace) -> int:
 
         seed_everything(cfg.EXPERIMENT.seed)
         model = build.build_model(cfg, hierarchy, body)
+        if cfg.MODEL.weight_path and not args.resume:
+            # initial weights (ours or the published final.pth.tar), e.g. to fine-tune
+            from hgn_pyg.engine.checkpoint import load_checkpoint
+
+            init = build.model_from_checkpoint(load_checkpoint(cfg.MODEL.weight_path, map_location="cpu"),
+                                               cfg, hierarchy, body, path=cfg.MODEL.weight_path)
+            build.load_state(model, init.state_dict(), cfg.MODEL.weight_path)
+            log.info("initial weights from %s", cfg.MODEL.weight_path)
         loss_fn = build.build_loss(cfg, hierarchy)
         nparams = sum(p.numel() for p in model.parameters())
         log.info("model: %s, %d parameters; device %s, %d process(es)", type(model).__name__, nparams,

@@ -5,6 +5,8 @@
 # first time on 2 cores; pip caches the built wheels, so later installs are quick).
 #   VENV=path    use another environment folder (default: .venv)
 #   NO_EXTENSIONS=1   skip torch-scatter/torch-sparse (hgn_pyg falls back to pure PyTorch)
+#   TORCH_INDEX_URL=URL   where torch==2.13.0 comes from (PyTorch's CPU or CUDA wheel index);
+#                     default: pip's configured indexes (this project's machines hold a CPU wheel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -15,7 +17,7 @@ fi
 . "$VENV/bin/activate"
 python -m pip install --quiet --upgrade pip "setuptools>=64" wheel
 # Pin torch first so that nothing later resolves an unpinned (CUDA) torch.
-python -m pip install --quiet "torch==2.13.0"
+python -m pip install --quiet "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 if [ "${NO_EXTENSIONS:-0}" = "1" ]; then
   python -m pip install --quiet -e ".[dev]"
 else

@@ -205,3 +205,28 @@ def test_resume_with_a_checkpoint_of_another_architecture(data, tmp_path):
     assert len(errors) == 1 and key in errors[0]
     for p, content in snapshot.items():
         assert p.read_bytes() == content, p  # nothing written over
+
+
+def test_model_weight_path_initialises_a_new_run(data, tmp_path):
+    """MODEL.weight_path loads initial weights (here: a finished run's); a checkpoint of another
+    width is one line naming the file and exit 2."""
+    a = tmp_path / "a"
+    cli("hgn_pyg.train", base_args(data, a) + ["--set", "TRAIN.end_epoch=1"], cwd=tmp_path)
+    (exp_a,) = list(a.iterdir())
+    weights = exp_a / "checkpoint" / "last.pth.tar"
+    b = tmp_path / "b"
+    cli("hgn_pyg.train", base_args(data, b) + ["--set", "TRAIN.end_epoch=1", "--set",
+                                                f"MODEL.weight_path={weights}"], cwd=tmp_path)
+    (exp_b,) = list(b.iterdir())
+    assert f"initial weights from {weights}" in (exp_b / "train.log").read_text()
+    # starting from trained weights, the first epoch's training loss is below the fresh run's
+    hist_a = (exp_a / "graph" / "metrics.csv").read_text().splitlines()
+    hist_b = (exp_b / "graph" / "metrics.csv").read_text().splitlines()
+    col = hist_a[0].split(",").index("train_loss")
+    assert float(hist_b[1].split(",")[col]) < float(hist_a[1].split(",")[col])
+    c = tmp_path / "c"
+    proc = cli("hgn_pyg.train", base_args(data, c) + ["--set", "MODEL.hidden_channels=8", "--set",
+                                                       f"MODEL.weight_path={weights}"], cwd=tmp_path,
+               check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert str(weights) in [line for line in proc.stderr.splitlines() if "error" in line][0]

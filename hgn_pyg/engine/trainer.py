@@ -69,6 +69,23 @@ def make_experiment_dir(output_root: os.PathLike, prefix: str = "exp") -> Path:
     raise ConfigError(f"EXPERIMENT.output_root: cannot create a new experiment folder in {root}")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A console handler that writes to whatever ``sys.stderr`` is when a record is emitted
+    (not the stream of the moment it was made: that one may be closed or swapped by then, e.g.
+    when the CLIs run several times in one process)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(log_file: Optional[Path], level: str = "INFO", is_main: bool = True) -> None:
     """Send the ``hgn_pyg`` logger to stderr (and ``log_file``, appended) — called by the CLIs only.
 
@@ -82,7 +99,7 @@ def setup_logging(log_file: Optional[Path], level: str = "INFO", is_main: bool =
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
-    console = logging.StreamHandler(sys.stderr)
+    console = _StderrHandler()
     console.setLevel(getattr(logging, level.upper()) if is_main else logging.WARNING)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     console._hgn_pyg = True  # type: ignore[attr-defined]
@@ -230,7 +247,9 @@ class Trainer:
     def resume(self, path: Optional[Path] = None) -> int:
         """Load ``checkpoint/last.pth.tar`` (or ``path``); returns the epoch training continues at."""
         path = Path(path) if path is not None else self.ckpt_dir / "last.pth.tar"
-        state = load_checkpoint(path, map_location=self.device)
+        # on the CPU first: the RNG states must stay CPU tensors; the optimizer state follows
+        # its parameters' device when loaded
+        state = load_checkpoint(path, map_location="cpu")
         self.load_state_dict(state, str(path))
         log.info("resumed from %s (epoch %d finished, best MPJPE %.2f mm at epoch %d)", path, self.epoch,
                  self.best_metric, self.best_epoch)
