@@ -221,10 +221,8 @@ def test_vertex_count_mismatch_is_a_data_error(root, tmp_path, monkeypatch, tiny
 
 
 def _real_body_model():
-    try:
-        from hgn_pyg.data.body_model import default_body_model_path, load_body_model
-    except ImportError:
-        pytest.skip("hgn_pyg.data.body_model not available yet")
+    from hgn_pyg.data.body_model import default_body_model_path, load_body_model
+
     return load_body_model(default_body_model_path())
 
 

@@ -704,11 +704,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         start = time.time()
         manifest = generate(args.out, frames=args.frames, seed=args.seed, subjects=args.subjects,
                             body_model_path=args.body_model, actions=args.actions)
-    except HGNError as exc:
+    except (HGNError, OSError) as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
     logger.info("wrote %s in %.1f s", manifest, time.time() - start)
     return 0
 

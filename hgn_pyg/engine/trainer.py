@@ -154,7 +154,11 @@ class Trainer:
                  bones=None):
         self.cfg = cfg
         self.exp_dir = Path(exp_dir)
-        self.ctx = ctx or DistContext()
+        if ctx is None:  # a single process on the configured device
+            from hgn_pyg.engine.build import resolve_device
+
+            ctx = DistContext(device=resolve_device(cfg.EXPERIMENT.device))
+        self.ctx = ctx
         self.device = self.ctx.device
         self.model = model.to(self.device)
         self.loss_fn = loss_fn.to(self.device)
