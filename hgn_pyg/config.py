@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import yaml
 
 from hgn_pyg.errors import ConfigError
+from hgn_pyg.io import atomic_write_text
 
 __all__ = [
     "DatasetConfig",
@@ -221,10 +222,7 @@ class Config:
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write :meth:`to_yaml` to ``path`` atomically (temporary file, then rename)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_yaml())
-        os.replace(tmp, path)
+        atomic_write_text(path, self.to_yaml())
 
     def data_root(self) -> Path:
         """``DATASET.root`` as a :class:`~pathlib.Path` (relative to the current directory)."""

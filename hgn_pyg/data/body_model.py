@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -44,6 +43,7 @@ import scipy.sparse as sp
 from scipy.optimize import nnls
 
 from ..errors import DataError
+from ..io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -729,29 +729,13 @@ def make_open_body_data() -> Dict[str, object]:
     }
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def build_open_body_model(path: Union[str, Path]) -> Path:
     """Build the open body model and write it (atomically) to ``path`` (a ``.pkl`` file)."""
     path = Path(path)
     data = make_open_body_data()
-    _atomic_write_bytes(path, pickle.dumps(data, protocol=4))
+    atomic_write_bytes(path, pickle.dumps(data, protocol=4))
     stamp = {"version": BODY_MODEL_VERSION, "size": path.stat().st_size}
-    _atomic_write_bytes(_stamp_path(path), json.dumps(stamp).encode())
+    atomic_write_bytes(_stamp_path(path), json.dumps(stamp).encode())
     logger.info("built the open body model %s (%s)", path, BODY_MODEL_VERSION)
     return path
 

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -123,19 +123,7 @@ def save_tensors(path: PathLike, tensors: Mapping[str, torch.Tensor], key: str,
         "meta": dict(meta or {}),
         "tensors": {name: t.contiguous() for name, t in tensors.items()},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def load_tensors(path: PathLike, key: str) -> Optional[Dict[str, Any]]:

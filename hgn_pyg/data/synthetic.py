@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from typing import Callable, Dict, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import DataError, HGNError
+from ..io import atomic_write_text
 from .body_model import STATIC_JOINTS, default_body_model_path, load_body_model
 from .camera import project, world_to_camera
 
@@ -547,18 +546,7 @@ class _FastBody:
 
 
 def _json_dump(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-    try:
-        text = json.dumps(obj, separators=(",", ":"))  # the C encoder: one string
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(obj, separators=(",", ":")))  # the C encoder: one string
 
 
 def _generate_subject(model, subject: int, frames: int, seed: int, actions: Sequence[int]):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import zipfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 

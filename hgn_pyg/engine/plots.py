@@ -4,29 +4,18 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-__all__ = ["CSV_COLUMNS", "write_metrics_csv", "plot_history", "atomic_write_text"]
+from hgn_pyg.io import atomic_write_text
+
+__all__ = ["CSV_COLUMNS", "write_metrics_csv", "plot_history"]
 
 log = logging.getLogger(__name__)
 
 #: Columns of ``graph/metrics.csv`` (one row per epoch).
 CSV_COLUMNS = ["epoch", "lr", "train_loss", "train_joints_mse", "train_mesh0_mse", "train_mesh1_mse",
                "train_mpjpe", "test_mpjpe", "test_pa_mpjpe", "epoch_time_s"]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def write_metrics_csv(history: Sequence[Dict[str, float]], path: Path) -> None:

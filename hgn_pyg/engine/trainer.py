@@ -39,7 +39,8 @@ from hgn_pyg.engine.build import train_mean_pose
 from hgn_pyg.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from hgn_pyg.engine.distributed import DistContext
 from hgn_pyg.engine.evaluator import _progress_interval, evaluate, make_loader, mean_pose_baseline, write_vis
-from hgn_pyg.engine.plots import atomic_write_text, plot_history, write_metrics_csv
+from hgn_pyg.engine.plots import plot_history, write_metrics_csv
+from hgn_pyg.io import atomic_write_text
 from hgn_pyg.errors import CheckpointError, ConfigError
 
 __all__ = ["Trainer", "make_experiment_dir", "setup_logging", "seed_everything", "write_results"]

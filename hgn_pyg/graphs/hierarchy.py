@@ -29,6 +29,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..errors import GraphError
+from ..io import atomic_write
 from .coarsening import binary_tree_perms, faces_to_adjacency, hem_coarsen
 
 __all__ = ["GraphHierarchy", "JointAssignment", "mesh_hierarchy"]
@@ -388,10 +389,8 @@ class GraphHierarchy:
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the hierarchy with ``torch.save`` (plain tensors, loadable with weights_only)."""
-        path = os.fspath(path)
-        tmp = path + ".tmp"
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        state = self.state_dict()
+        atomic_write(path, lambda fh: torch.save(state, fh))
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "GraphHierarchy":
