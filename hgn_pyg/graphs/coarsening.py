@@ -45,43 +45,33 @@ SMALL_QUICKSORT = 15
 # ---------------------------------------------------------------------------------------------
 # classic introsort argsort
 # ---------------------------------------------------------------------------------------------
+def _sift_down(v: list, t: list, off: int, tmp: int, i: int, n: int) -> None:
+    """Place index ``tmp`` into the 1-based max-heap ``t[off + 1 .. off + n]`` starting at node
+    ``i``: children larger than ``tmp``'s key move up, the larger child first."""
+    vt = v[tmp]
+    j = i << 1
+    while j <= n:
+        if j < n and v[t[off + j]] < v[t[off + j + 1]]:
+            j += 1
+        if vt < v[t[off + j]]:
+            t[off + i] = t[off + j]
+            i = j
+            j += j
+        else:
+            break
+    t[off + i] = tmp
+
+
 def _heapsort_segment(v: list, t: list, start: int, n: int) -> None:
     """Index heapsort of ``t[start:start+n]`` by the keys ``v`` (1-based sift-down, max-heap)."""
     off = start - 1  # heap element k (1-based) lives at t[off + k]
-    l = n >> 1
-    while l > 0:
-        tmp = t[off + l]
-        vt = v[tmp]
-        i = l
-        j = l << 1
-        while j <= n:
-            if j < n and v[t[off + j]] < v[t[off + j + 1]]:
-                j += 1
-            if vt < v[t[off + j]]:
-                t[off + i] = t[off + j]
-                i = j
-                j += j
-            else:
-                break
-        t[off + i] = tmp
-        l -= 1
-    while n > 1:
+    for l in range(n >> 1, 0, -1):  # build the heap
+        _sift_down(v, t, off, t[off + l], l, n)
+    while n > 1:  # move the maximum to the end, re-heap the rest
         tmp = t[off + n]
-        vt = v[tmp]
         t[off + n] = t[off + 1]
         n -= 1
-        i = 1
-        j = 2
-        while j <= n:
-            if j < n and v[t[off + j]] < v[t[off + j + 1]]:
-                j += 1
-            if vt < v[t[off + j]]:
-                t[off + i] = t[off + j]
-                i = j
-                j += j
-            else:
-                break
-        t[off + i] = tmp
+        _sift_down(v, t, off, tmp, 1, n)
 
 
 def _introsort_indices(v: list, stats: dict | None = None) -> list:
