@@ -2,8 +2,10 @@
 
 ``PATH`` is a checkpoint of ours (``checkpoint/last.pth.tar`` / ``best.pth.tar``) or the
 published ``final.pth.tar`` (loaded through ``HGN.from_official``).  Prints MPJPE and
-PA-MPJPE (mm) per action beside the mean-pose baseline and writes ``results.json``
-(``{"MPJPE", "PA-MPJPE", "per_action", "num_samples", "baseline", ...}``) into a new
+PA-MPJPE (mm) per action beside the mean-pose baseline, with both averages (over samples —
+the paper's figure — and over the per-action means), and writes ``results.json``
+(``{"MPJPE", "PA-MPJPE", "MPJPE_action_mean", "PA-MPJPE_action_mean", "MPJPE_batch_mean",
+"per_action", "num_samples", "epoch", "selected_as_best", "baseline", ...}``) into a new
 ``<EXPERIMENT.output_root>/exp_<UTC timestamp>/`` folder, or ``--out DIR``.
 """
 from __future__ import annotations
@@ -86,6 +88,22 @@ def _run(args: argparse.Namespace) -> int:
     baseline = mean_pose_baseline(mean_pose, loader)
     results["baseline"] = baseline
     results["checkpoint"] = str(ckpt_path)
+    # which epoch this is: ours record it (and whether it is the best one by the trainer's rule);
+    # the published final.pth.tar is that code's best epoch (docs/published_model.md §4)
+    epoch = ckpt.get("epoch")
+    results["epoch"] = int(epoch) if isinstance(epoch, int) else None
+    if is_official_checkpoint(ckpt):
+        results["selected_as_best"] = True
+        results["best_rule"] = "the published training code's (docs/published_model.md §4)"
+    else:
+        best_epoch = ckpt.get("best_epoch")
+        results["selected_as_best"] = bool(isinstance(epoch, int) and epoch == best_epoch)
+        from hgn_pyg.engine.trainer import BEST_RULE
+
+        results["best_rule"] = BEST_RULE
+    log.info("checkpoint epoch %s (%s)", results["epoch"],
+             "the best epoch by " + results["best_rule"] if results["selected_as_best"]
+             else "not the best epoch")
     if cfg.TEST.vis:
         from hgn_pyg.graphs.skeleton import skeleton_graph
 

@@ -262,6 +262,10 @@ def official_key_map(model) -> List[KeyMapEntry]:
         raise CheckpointError(
             f"the published checkpoint format needs an HGN with fusion='official', "
             f"not fusion={getattr(model, 'fusion', None)!r}")
+    if len(getattr(model, "mesh_levels", ())) != 2:
+        raise CheckpointError(
+            f"the published checkpoint format has exactly two mesh branches; this HGN has "
+            f"mesh_levels={tuple(model.mesh_levels)} (save it with its own state_dict instead)")
     graphs = _graph_names(model)
     b = _Builder(model)
     b.conv_block("gconv_input.0", model.input_block, graphs[1])
