@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 #: add ``train_mesh2_mse``, ... after ``train_mesh1_mse``.
 CSV_COLUMNS = ["epoch", "lr", "train_loss", "train_joints_mse", "train_mesh0_mse", "train_mesh1_mse",
                "train_mpjpe", "test_mpjpe", "test_pa_mpjpe", "test_mpjpe_action_mean", "test_mpjpe_batch_mean",
-               "epoch_time_s"]
+               "train_time_s", "epoch_time_s"]
 
 
 def _columns(history: Sequence[Dict[str, float]]) -> List[str]:

@@ -356,6 +356,7 @@ class Trainer:
             tic = time.time()
             row: Dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
             row.update(self.train_epoch(epoch))
+            row["train_time_s"] = round(time.time() - tic, 3)  # the training pass alone
             self.scheduler.step()
             last = epoch == end - 1
             evaluated = (epoch - t.begin_epoch + 1) % t.eval_every == 0 or last
