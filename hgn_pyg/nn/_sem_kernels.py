@@ -68,24 +68,35 @@ class EdgeLayout(NamedTuple):
     isolated: Tensor    # nodes without any incoming edge
 
 
-def edge_layout(src: Tensor, dst: Tensor, num_nodes: int) -> EdgeLayout:
-    """The layout of edges ``src -> dst`` already sorted by ``(dst, src)``."""
+def edge_layout(src: Tensor, dst: Tensor, num_nodes: int, transpose: bool = True) -> EdgeLayout:
+    """The layout of edges ``src -> dst`` sorted by ``dst``; ``transpose=False`` leaves the
+    transposed pattern (only read by the backward pass) empty."""
     N = int(num_nodes)
     is_self = src == dst
     off = (~is_self).nonzero().view(-1)
     self_pos = is_self.nonzero().view(-1)
     off_src, off_dst = src[off], dst[off]
-    csr2csc = (off_src * N + off_dst).argsort()
+    if transpose:
+        csr2csc = (off_src * N + off_dst).argsort()
+        colptr, t_col = _rowptr(off_src[csr2csc], N), off_dst[csr2csc]
+    else:
+        csr2csc = t_col = off.new_empty(0)
+        colptr = off.new_empty(0)
     isolated = (torch.bincount(dst, minlength=N) == 0).nonzero().view(-1)
-    return EdgeLayout(N, dst, off, _rowptr(off_dst, N), off_src, off_dst,
-                      _rowptr(off_src[csr2csc], N), off_dst[csr2csc], csr2csc,
+    return EdgeLayout(N, dst, off, _rowptr(off_dst, N), off_src, off_dst, colptr, t_col, csr2csc,
                       self_pos, dst[self_pos], isolated)
 
 
-def sort_edges(edge_index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor, Tensor]:
-    """``(perm, src, dst)``: the order of the edges sorted by ``(target, source)`` (stable)."""
+def sort_edges(edge_index: Tensor, num_nodes: int, by_source: bool = True):
+    """``(perm, src, dst)``: the edges sorted by ``(target, source)`` (stable), or by target
+    alone with ``by_source=False`` (``perm`` is ``None`` when they already are)."""
     src, dst = edge_index[0], edge_index[1]
-    perm = (dst * num_nodes + src).argsort(stable=True)
+    if not by_source:
+        if dst.numel() < 2 or bool((dst[1:] >= dst[:-1]).all()):
+            return None, src, dst
+        perm = dst.argsort(stable=True)
+    else:
+        perm = (dst * num_nodes + src).argsort(stable=True)
     return perm, src[perm], dst[perm]
 
 
@@ -105,20 +116,21 @@ def dense_spmm(layout: EdgeLayout, values: Tensor, h: Tensor) -> Tensor:
 
 def sparse_adjacency(layout: EdgeLayout, values: Tensor, use_torch_sparse: bool):
     """The off-diagonal attention as ``adj_t`` (rows = targets): a torch_sparse ``SparseTensor``
-    with the layout's cached transpose, or a ``torch.sparse`` CSR tensor."""
+    with the layout's cached transpose (differentiable values), or a ``torch.sparse`` CSR tensor
+    with detached values (:func:`csr_spmm` takes the values with their history)."""
     N = layout.num_nodes
     if use_torch_sparse:
         storage = SparseStorage(row=layout.off_dst, rowptr=layout.rowptr, col=layout.col,
                                 value=values, sparse_sizes=(N, N), colptr=layout.colptr,
                                 csr2csc=layout.csr2csc, is_sorted=True, trust_data=True)
         return SparseTensor.from_storage(storage)
-    return _csr(layout.rowptr, layout.col, values, N)
+    return _csr(layout.rowptr, layout.col, values.detach(), N)
 
 
 def csr_spmm(values: Tensor, h: Tensor, layout: EdgeLayout) -> Tensor:
     """``A @ h`` for the CSR matrix of ``layout``'s off-diagonal pattern holding ``values``,
     through :class:`CsrSpmm` (gradients for the values and ``h`` without a dense ``N x N``)."""
-    return CsrSpmm.apply(values, h, layout.rowptr, layout.col, layout.colptr,
+    return CsrSpmm.apply(values, h, layout.rowptr, layout.col, layout.off_dst, layout.colptr,
                          layout.t_col, layout.csr2csc)
 
 
@@ -133,27 +145,41 @@ class CsrSpmm(torch.autograd.Function):
     """``out = A @ h`` with ``A`` a CSR matrix of fixed pattern and learnable ``values``.
 
     Backward: ``dh = A^T @ dout`` (the cached transposed pattern) and
-    ``dvalues_k = <dout[row_k], h[col_k]>`` by ``torch.sparse.sampled_addmm``: O(E F) work,
-    where torch's own CSR backward materialises a dense ``N x N`` gradient.
+    ``dvalues_k = <dout[row_k], h[col_k]>`` gathered edge by edge (in column blocks of at most
+    ``EDGE_DOT_ELEMENTS`` elements): O(E F) work, where torch's own CSR backward materialises a
+    dense ``N x N`` gradient and ``torch.sparse.sampled_addmm`` runs a dense GEMM on CPU.
     """
 
     @staticmethod
-    def forward(ctx, values, h, rowptr, col, t_rowptr, t_col, csr2csc):
-        ctx.save_for_backward(values, h, rowptr, col, t_rowptr, t_col, csr2csc)
+    def forward(ctx, values, h, rowptr, col, row, t_rowptr, t_col, csr2csc):
+        ctx.save_for_backward(values, h, col, row, t_rowptr, t_col, csr2csc)
         return torch.sparse.mm(_csr(rowptr, col, values, h.size(0)), h)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        values, h, rowptr, col, t_rowptr, t_col, csr2csc = ctx.saved_tensors
+        values, h, col, row, t_rowptr, t_col, csr2csc = ctx.saved_tensors
         grad = grad.contiguous()
         grad_values = grad_h = None
         if ctx.needs_input_grad[1]:
             grad_h = torch.sparse.mm(_csr(t_rowptr, t_col, values[csr2csc], grad.size(0)), grad)
         if ctx.needs_input_grad[0]:
-            pattern = _csr(rowptr, col, torch.zeros_like(values), h.size(0))
-            grad_values = torch.sparse.sampled_addmm(pattern, grad, h.t(), beta=0.0).values()
-        return grad_values, grad_h, None, None, None, None, None
+            grad_values = edge_dot(grad, h, row, col)
+        return grad_values, grad_h, None, None, None, None, None, None
+
+
+EDGE_DOT_ELEMENTS = 1 << 22
+
+
+def edge_dot(a: Tensor, b: Tensor, row: Tensor, col: Tensor) -> Tensor:
+    """``<a[row_k], b[col_k]>`` for every edge ``k``, in column blocks of bounded memory."""
+    F = a.size(1)
+    step = max(1, EDGE_DOT_ELEMENTS // max(1, row.numel()))
+    out = None
+    for s in range(0, F, step):
+        part = (a[:, s:s + step].index_select(0, row) * b[:, s:s + step].index_select(0, col)).sum(1)
+        out = part if out is None else out + part
+    return out if out is not None else a.new_zeros(row.numel())
 
 
 # ---------------------------------------------------------------------- topology arguments

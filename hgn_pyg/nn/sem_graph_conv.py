@@ -169,8 +169,11 @@ class SemGraphConv(MessagePassing):
         if edge_type.numel() and (edge_type.min() < 0 or edge_type.max() >= self.num_edge_types):
             raise ValueError(f"SemGraphConv: edge_type holds values in [{int(edge_type.min())}, "
                              f"{int(edge_type.max())}] outside [0, {self.num_edge_types})")
-        perm, src, dst = K.sort_edges(edge_index.long(), rows)
-        return K.edge_layout(src, dst, rows), self.edge_logits[edge_type[perm]]
+        perm, src, dst = K.sort_edges(edge_index.long(), rows, by_source=False)
+        if perm is not None:
+            edge_type = edge_type.index_select(0, perm)
+        layout = K.edge_layout(src, dst, rows, transpose=torch.is_grad_enabled())
+        return layout, self.edge_logits.index_select(0, edge_type.long())
 
     def _convolve(self, xt: Tensor, layout: EdgeLayout, logits: Tensor, mode: str,
                   batch: Optional[Tensor]) -> Tensor:
@@ -183,7 +186,7 @@ class SemGraphConv(MessagePassing):
         needs_h0 = layout.self_pos.numel() > 0 or (
             layout.isolated.numel() > 0 and self.isolated != "zero")
         h0 = (xt @ self.weight[0]).view(N, B * C) if needs_h0 else h1
-        off = alpha[layout.off_pos]
+        off = alpha.index_select(0, layout.off_pos)
         if mode == "dense":
             out = K.dense_spmm(layout, off, h1)
         elif mode == "sparse" and torch.compiler.is_compiling():  # Dynamo cannot trace adj_t
@@ -191,37 +194,43 @@ class SemGraphConv(MessagePassing):
         else:  # "scatter": message() per edge; "sparse": message_and_aggregate() on adj_t
             adj = (torch.stack([layout.col, layout.off_dst]) if mode == "scatter" else
                    K.sparse_adjacency(layout, off, self._use_torch_sparse(xt.device.type)))
+            # (a torch.sparse adj_t carries detached values; message_and_aggregate reads alpha)
             out = self.propagate(adj, x=h1, alpha=off, layout=layout, size=(N, N))
-        if layout.self_pos.numel() > 0:
+        if layout.self_pos.numel() > 0:  # (out is a fresh tensor: add in place)
             nodes = layout.self_nodes
-            out = out.index_add(0, nodes, alpha[layout.self_pos].unsqueeze(-1) * h0[nodes])
+            out.index_add_(0, nodes, alpha.index_select(0, layout.self_pos).unsqueeze(-1)
+                           * h0.index_select(0, nodes))
         if layout.isolated.numel() > 0 and self.isolated != "zero":
             iso = layout.isolated
-            out = out.index_add(0, iso, self._isolated_term(iso, h0, h1, batch))
+            out.index_add_(0, iso, self._isolated_term(iso, h0, h1, batch))
         return out.view(N, B, C)
 
     def _isolated_term(self, iso: Tensor, h0: Tensor, h1: Tensor, batch: Optional[Tensor]):
         """Messages of the isolated nodes: ``h0_i`` ("self") or ``(h0_i - h1_i + sum_{j in g(i)}
         h1_j) / n_{g(i)}`` ("uniform", closed form of a uniform row over graph ``g(i)``)."""
+        h0_iso = h0.index_select(0, iso)
         if self.isolated == "self":
-            return h0[iso]
+            return h0_iso
         if batch is None:
             total, count = h1.sum(0, keepdim=True), h1.size(0)
         else:
-            g = batch[iso]
-            total = h1.new_zeros(int(batch.max()) + 1, h1.size(1)).index_add(0, batch, h1)[g]
-            count = torch.bincount(batch)[g].unsqueeze(-1).to(h1.dtype)
-        return (h0[iso] - h1[iso] + total) / count
+            g = batch.index_select(0, iso)
+            total = h1.new_zeros(int(batch.max()) + 1, h1.size(1)).index_add(0, batch, h1)
+            total = total.index_select(0, g)
+            count = torch.bincount(batch).index_select(0, g).unsqueeze(-1).to(h1.dtype)
+        return (h0_iso - h1.index_select(0, iso) + total) / count
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
         """Edge-wise message ``S_ji * h1_j`` of an off-diagonal edge ``j -> i``."""
         return alpha.unsqueeze(-1) * x_j
 
-    def message_and_aggregate(self, adj_t, x: Tensor, layout: Optional[EdgeLayout] = None) -> Tensor:
-        """Fused ``sum_j S_ji h1_j``: ``adj_t`` holds the attention (rows = targets); with the
-        layer's ``layout`` a ``torch.sparse`` CSR runs :class:`CsrSpmm` (sparse backward)."""
-        if layout is not None and isinstance(adj_t, Tensor):
-            return K.csr_spmm(adj_t.values(), x, layout)
+    def message_and_aggregate(self, adj_t, x: Tensor, alpha: Optional[Tensor] = None,
+                              layout: Optional[EdgeLayout] = None) -> Tensor:
+        """Fused ``sum_j S_ji h1_j`` over ``adj_t`` (rows = targets, values = attention). With the
+        layer's ``layout`` a ``torch.sparse`` CSR runs :class:`CsrSpmm` on ``alpha`` (the values
+        with their autograd history; the sparse tensor's own backward would be dense)."""
+        if layout is not None and alpha is not None and isinstance(adj_t, Tensor):
+            return K.csr_spmm(alpha, x, layout)
         return spmm(adj_t, x, reduce="sum")
 
     def _use_torch_sparse(self, device_type: str) -> bool:
