@@ -211,22 +211,7 @@ class _Case:
 
     def _sgc_callable(self, mode: str) -> Callable[[], Tuple[Tensor, ...]]:
         layer = self._sgc_layer(mode)
-        params = [p for p in layer.parameters()]
-        x, gout = self.x, self.grad_out
-        if self.pass_ == "fwd":
-            layer.eval()
-
-            def fwd():
-                with torch.no_grad():
-                    return (layer(x),)
-            return fwd
-        xg = x.clone().requires_grad_(True)
-
-        def fwd_bwd():
-            out = layer(xg)
-            grads = torch.autograd.grad(out, [xg] + params, gout)
-            return (out.detach(),) + tuple(grads)
-        return fwd_bwd
+        return _layer_callable(self.pass_, layer, layer, self.x, self.grad_out)
 
     def _gcn_callable(self, mode: str) -> Callable[[], Tuple[Tensor, ...]]:
         N = self.graph.num_nodes
@@ -331,7 +316,6 @@ class _TypedCase:
 
     def callable(self, mode: str) -> Callable[[], Tuple[Tensor, ...]]:
         layer = self._layer(mode)
-        params = list(layer.parameters())
         which = "mixed" if mode.endswith("_mixed") else "copies"
         x, ei, et, batch = self.inputs[which]
         gout = self.mixed_grad_out if which == "mixed" else self.grad_out.reshape(x.shape)
@@ -342,21 +326,31 @@ class _TypedCase:
             run = lambda xx: layer(xx, ei)  # noqa: E731
         else:
             run = lambda xx: layer(xx, ei, et, batch)  # noqa: E731
-        flat = lambda t: t.reshape(-1, t.size(-1))  # noqa: E731  [B, N, C] -> [B*N, C]
-        if self.pass_ == "fwd":
-            layer.eval()
+        return _layer_callable(self.pass_, layer, run, x, gout,
+                               post=lambda t: t.reshape(-1, t.size(-1)))  # [B*N, C]
 
-            def fwd():
-                with torch.no_grad():
-                    return (flat(run(x)),)
-            return fwd
-        xg = x.clone().requires_grad_(True)
 
-        def fwd_bwd():
-            out = run(xg)
-            grads = torch.autograd.grad(out, [xg] + params, gout)
-            return (flat(out.detach()), flat(grads[0])) + tuple(grads[1:])
-        return fwd_bwd
+def _layer_callable(pass_: str, layer: torch.nn.Module, run: Callable[[Tensor], Tensor],
+                    x: Tensor, gout: Tensor, post: Callable[[Tensor], Tensor] = lambda t: t
+                    ) -> Callable[[], Tuple[Tensor, ...]]:
+    """``fwd``: ``run(x)`` in eval mode without grad; ``fwd+bwd``: the output and the gradients of
+    ``x`` and of every parameter of ``layer`` for ``grad_out``; tensors of node rows go through
+    ``post`` (a common layout for the agreement check)."""
+    params = list(layer.parameters())
+    if pass_ == "fwd":
+        layer.eval()
+
+        def fwd():
+            with torch.no_grad():
+                return (post(run(x)),)
+        return fwd
+    xg = x.clone().requires_grad_(True)
+
+    def fwd_bwd():
+        out = run(xg)
+        grads = torch.autograd.grad(out, [xg] + params, gout)
+        return (post(out.detach()), post(grads[0])) + tuple(grads[1:])
+    return fwd_bwd
 
 
 class _ScatterAggregation(MessagePassing):
@@ -498,7 +492,8 @@ def typed_check(rows: Sequence[Row]) -> str:
             (graph, pass_, "gatconv_mixed"), math.nan)
         body.append([pass_, f"{graph} ({n})", f"{t / gat:.2f}", "yes" if t <= gat else "NO",
                      f"{t / shared:.2f}", "yes" if t <= 1.5 * shared else "NO", f"{tm / gm:.2f}"])
-    return ("### typed edges on a PyG batch of 64 graphs (targets: typed <= GATConv, "
+    batch = next(r.batch for r in rows if r.benchmark == "typed_batches")
+    return (f"### typed edges on a PyG batch of {batch} graphs (targets: typed <= GATConv, "
             "typed <= 1.5x shared)\n\n" + common.markdown_table(
                 ["pass", "graph (N)", "typed / GATConv", "ok", "typed / shared", "ok",
                  "mixed: typed / GATConv"], body))
@@ -597,6 +592,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help=f"comma-separated subset of {','.join(GRAPH_NAMES)}")
     p.add_argument("--batches", default="1,64", help="comma-separated batch sizes")
     p.add_argument("--channels", type=int, default=128)
+    p.add_argument("--typed-batch", type=int, default=TYPED_BATCH,
+                   help="graphs per PyG batch in the typed_batches benchmark")
     p.add_argument("--benchmarks", default=",".join(BENCHMARKS),
                    help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     p.add_argument("--rounds", type=int, default=None,
@@ -644,7 +641,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
         for g in graphs:
             if bench == "typed_batches" and g.name not in TYPED_GRAPHS:
                 continue
-            for batch in ([TYPED_BATCH] if bench == "typed_batches" else batches):
+            for batch in ([args.typed_batch] if bench == "typed_batches" else batches):
                 for pass_ in PASSES:
                     case = (_TypedCase(g, batch, args.channels, pass_, device)
                             if bench == "typed_batches"

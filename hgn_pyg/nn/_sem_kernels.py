@@ -29,7 +29,8 @@ ISOLATED = ("zero", "self", "uniform")
 SPARSE_BACKENDS = ("auto", "torch", "torch_sparse")
 
 # ``mode="auto"`` on a template graph: the largest graph run densely, by batch size. Calibrated on
-# the 2-core development CPU (benchmarks/README.md, "Kernel choice"); CUDA is not calibrated.
+# the 2-core development CPU (benchmarks/README.md: the semgraphconv tables and "auto vs the
+# best kernel"); CUDA is not calibrated.
 AUTO_DENSE_MAX_NODES_CPU = ((2, 256), (16, 192), (None, 128))  # (max batch, max nodes)
 AUTO_DENSE_MAX_NODES_CUDA = 512
 
