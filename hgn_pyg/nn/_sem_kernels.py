@@ -9,7 +9,7 @@ sparse (:class:`CsrSpmm`) or through torch_sparse (:func:`sparse_adjacency`).
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -107,11 +107,16 @@ def _rowptr(sorted_index: Tensor, size: int) -> Tensor:
     return ptr
 
 
-def dense_spmm(layout: EdgeLayout, values: Tensor, h: Tensor) -> Tensor:
-    """``S_off @ h`` with ``S_off`` built as a dense ``[N, N]`` matrix (duplicate edges add)."""
+def dense_spmm(layout: EdgeLayout, values: Tensor, h: Tensor,
+               uniform_rows: Optional[Tensor] = None) -> Tensor:
+    """``S_off @ h`` with ``S_off`` built as a dense ``[N, N]`` matrix (duplicate edges add);
+    ``uniform_rows`` (nodes without incoming edges) get ``1/N`` off the diagonal."""
     N = layout.num_nodes
     flat = layout.off_dst * N + layout.col
     S = h.new_zeros(N * N).index_add(0, flat, values.to(h.dtype))
+    if uniform_rows is not None:
+        S = S.view(N, N).index_fill(0, uniform_rows, 1.0 / N).view(-1)
+        S = S.index_fill(0, uniform_rows * (N + 1), 0.0)
     return S.view(N, N) @ h
 
 
