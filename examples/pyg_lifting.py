@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch_geometric.loader import DataLoader
-from torch_geometric.nn import BatchNorm, Sequential
+from torch_geometric.nn import BatchNorm, Linear, Sequential, global_mean_pool
 from torch_geometric.utils import scatter
 
 from hgn_pyg.data import PoseGraphDataset, RandomJointDropout, skeleton_template
@@ -63,7 +63,11 @@ def build_model(hidden: int, num_edge_types: int, num_joints: int = 17, num_bloc
         layers.append((nn.Identity(), f"x -> skip{b}"))
         layers += block(hidden, k) + block(hidden, k)
         layers.append((lambda x, skip: x + skip, f"x, skip{b} -> x"))
+        # context from the whole skeleton: attention within each graph, then its mean feature
         layers.append((GraphNonLocal(hidden), "x, batch -> x"))
+        layers.append((global_mean_pool, "x, batch -> g"))
+        layers.append((Linear(hidden, hidden), "g -> g"))
+        layers.append((lambda x, g, batch: x + g[batch], "x, g, batch -> x"))
     layers.append((SemGraphConv(hidden, 3, num_edge_types=k), "x, edge_index, edge_type -> x"))
     return Sequential("x, joint, edge_index, edge_type, batch", layers)
 
@@ -107,8 +111,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--drop", type=float, default=0.2, help="joint dropout probability (training)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--drop", type=float, default=0.1, help="joint dropout probability (training)")
     ap.add_argument("--frames", type=int, default=50, help="frames per sequence when generating")
     ap.add_argument("--train-subjects", type=int, nargs="+", default=[1, 5, 6, 7, 8])
     ap.add_argument("--test-subjects", type=int, nargs="+", default=[9, 11])
@@ -117,7 +121,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.quick:
-        args.epochs, args.hidden, args.frames = min(args.epochs, 15), min(args.hidden, 64), 20
+        args.epochs, args.hidden, args.frames = min(args.epochs, 10), min(args.hidden, 64), 20
         args.train_subjects, args.test_subjects = [1, 5], [9]
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     torch.set_num_threads(args.threads)
