@@ -32,16 +32,10 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .camera import quaternion_to_matrix, world_to_camera_quat
-from .human36m import (
-    ACTIONS,
-    DEFAULT_SUBSAMPLE,
-    PROTOCOL_SUBJECTS,
-    PoseDataset,
-    as_array,
-    data_error,
-    normalize_pixels,
-)
+from .camera import normalize_pixels, quaternion_to_matrix, world_to_camera_quat
+from .human36m import DEFAULT_SUBSAMPLE, PROTOCOL_SUBJECTS
+from .pose_dataset import ACTIONS, PoseDataset
+from .validate import as_array, data_error
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +232,7 @@ class VideoPose3D(PoseDataset):
         camera_indices: which of the four cameras to use (default all).
 
     Items: ``input_2d [17, 2]``, ``joints_3d [17, 3]`` (metres, pelvis-relative, camera frame),
-    ``action``, ``subject``; see :class:`~hgn_pyg.data.human36m.PoseDataset`. Extra tensors:
+    ``action``, ``subject``; see :class:`~hgn_pyg.data.pose_dataset.PoseDataset`. Extra tensors:
     ``root_3d [N, 3]``, ``frame_info [N, 3]`` (subject, frame, camera), ``image_size [N, 2]``.
     """
 
