@@ -183,7 +183,7 @@ def load_npz(path: PathLike, keys: Optional[Iterable[str]] = None,
                     out[key] = _read_npy(fh, path, key, placeholders)
     except DataError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # zip, zlib, header and format errors of a truncated or foreign file
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: not a readable .npz file ({type(exc).__name__}: {msg[:200]})") from None
     return out
