@@ -8,13 +8,14 @@ the root marked ``2**32 - 1``).
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..errors import DataError
+from ..untrusted import load_npz, load_pickle
 
 __all__ = ["SMPL_JOINT_NAMES", "SMPL_PARENTS", "SMPL_ROOT_PARENT", "read_body_model_file"]
 
@@ -30,6 +31,7 @@ SMPL_PARENTS = np.array(
 )
 #: How SMPL's kintree_table marks the root's parent.
 SMPL_ROOT_PARENT = 4294967295
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 _REQUIRED = {
     "v_template": (None, 3), "f": (None, 3), "shapedirs": (None, 3, None),
@@ -39,43 +41,100 @@ _REQUIRED = {
 
 
 def read_body_model_file(path: Path) -> Dict[str, object]:
-    """The dict of an SMPL-format file, its keys and shapes checked (DataError naming the file)."""
-    if not path.exists():
+    """The dict of an SMPL-format file (``.pkl`` or ``.npz``), read through the restricted reader of
+    :mod:`hgn_pyg.untrusted` and checked: every required key with its shape, one vertex count,
+    finite numbers that fit float32, integer faces inside ``0..V-1``, kintree parents that precede
+    their joint. Any failure is a :class:`~hgn_pyg.errors.DataError` naming the file and key.
+    """
+    path = Path(path)
+    if not path.is_file():
         raise DataError(f"body model file {path} does not exist")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=True) as z:
-                data = {k: z[k] for k in z.files}
-        else:
-            with open(path, "rb") as fh:
-                data = pickle.load(fh, encoding="latin1")
-    except ModuleNotFoundError as exc:
-        raise DataError(
-            f"body model file {path} needs the module '{exc.name}' to be unpickled; the original "
-            "SMPL .pkl stores chumpy arrays - use a chumpy-free copy (the 'remove chumpy' "
-            "version of the SMPL file or SMPL_NEUTRAL.npz)") from exc
-    except Exception as exc:  # corrupt or not a pickle / npz
-        raise DataError(f"cannot read body model file {path}: {exc}") from exc
+    if path.suffix.lower() == ".npz":
+        data = load_npz(path)
+        data = {k: (v.item() if v.dtype == object and v.shape == () else v) for k, v in data.items()}
+    else:
+        data = load_pickle(path)
     if not isinstance(data, dict):
         raise DataError(f"body model file {path} holds a {type(data).__name__}, expected a dict")
     for key, shape in _REQUIRED.items():
         if key not in data:
             raise DataError(f"body model file {path} has no key '{key}'")
-        arr = data[key]
-        shp = arr.shape if hasattr(arr, "shape") else np.shape(arr)
+        shp = _shape(data[key])
         ok = len(shp) == len(shape) and all(e is None or e == s for e, s in zip(shape, shp))
         if not ok:
             raise DataError(f"body model file {path}: key '{key}' has shape {list(shp)}, "
                             f"expected {['*' if e is None else e for e in shape]}")
-    n = np.shape(data["v_template"])[0]
+    n = _shape(data["v_template"])[0]
+    if n < 4:
+        raise DataError(f"body model file {path}: key 'v_template' has {n} vertices")
     for key, axis in (("shapedirs", 0), ("posedirs", 0), ("weights", 0), ("J_regressor", 1)):
-        if np.shape(data[key])[axis] != n:
-            raise DataError(f"body model file {path}: key '{key}' has {np.shape(data[key])[axis]} "
+        if _shape(data[key])[axis] != n:
+            raise DataError(f"body model file {path}: key '{key}' has {_shape(data[key])[axis]} "
                             f"vertices, v_template has {n}")
-    if np.shape(data["shapedirs"])[2] < 10:
+    if _shape(data["shapedirs"])[2] < 10:
         raise DataError(f"body model file {path}: key 'shapedirs' has fewer than 10 components")
-    if not np.isfinite(np.asarray(data["v_template"], dtype=np.float64)).all():
-        raise DataError(f"body model file {path}: key 'v_template' holds NaN/inf")
+    if "J_regressor_h36m" in data and _shape(data["J_regressor_h36m"]) != (17, n):
+        raise DataError(f"body model file {path}: key 'J_regressor_h36m' has shape "
+                        f"{list(_shape(data['J_regressor_h36m']))}, expected [17, {n}]")
+    for key in _NUMERIC:
+        if key in data:
+            _check_numbers(data[key], path, key)
+    data["f"] = _check_faces(data["f"], n, path)
+    _check_kintree(data["kintree_table"], path)
     return data
 
+
+#: Keys whose numbers must be finite and fit float32 (smplx computes in float32).
+_NUMERIC = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "J_regressor_h36m")
+
+
+def _shape(value: object) -> Tuple[int, ...]:
+    return tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+
+
+def _numbers(value: object, path: Path, key: str) -> np.ndarray:
+    """The numbers of a dense or scipy.sparse array (the stored entries of a sparse one)."""
+    if sp.issparse(value):
+        value = value.tocoo().data
+    arr = np.asarray(value) if isinstance(value, np.ndarray) else None
+    if arr is None or arr.dtype.kind not in "biuf":
+        raise DataError(f"body model file {path}: key '{key}' is not a numeric array "
+                        f"({type(value).__name__}{'' if arr is None else ' of ' + str(arr.dtype)})")
+    return arr
+
+
+def _check_numbers(value: object, path: Path, key: str) -> None:
+    arr = _numbers(value, path, key)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (np.abs(arr) > _FLOAT32_MAX)
+        if bad.any():
+            where = np.unravel_index(int(np.flatnonzero(bad)[0]), arr.shape) if arr.ndim else ()
+            raise DataError(f"body model file {path}: key '{key}' holds {arr[where]!r} at "
+                            f"{list(map(int, where))} (values must be finite and fit float32)")
+
+
+def _check_faces(value: object, n: int, path: Path) -> np.ndarray:
+    arr = _numbers(value, path, "f")
+    if arr.dtype.kind == "f":
+        frac = ~np.isfinite(arr) | (arr != np.round(arr))
+        if frac.any():
+            row = int(np.flatnonzero(frac.any(axis=1))[0])
+            raise DataError(f"body model file {path}: key 'f' row {row} holds non-integer vertex "
+                            f"indices {arr[row].tolist()}")
+    idx = arr.astype(np.int64) if arr.dtype.kind == "f" else arr
+    bad = (idx < 0) | (idx >= n)
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise DataError(f"body model file {path}: key 'f' row {row} holds vertex indices "
+                        f"{np.asarray(arr[row]).tolist()} outside 0..{n - 1}")
+    return idx.astype(np.uint32) if arr.dtype.kind == "f" else arr
+
+
+def _check_kintree(value: object, path: Path) -> None:
+    arr = _numbers(value, path, "kintree_table")
+    parents = np.asarray(arr[0], dtype=np.float64)
+    for j in range(1, len(parents)):
+        p = parents[j]
+        if not (p == int(p) and 0 <= p < j):
+            raise DataError(f"body model file {path}: key 'kintree_table' gives joint {j} the parent "
+                            f"{p:g}; a parent must be a joint listed before it (0..{j - 1})")

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..untrusted import load_npz
 from .camera import normalize_pixels, quaternion_to_matrix, world_to_camera_quat
 from .human36m import DEFAULT_SUBSAMPLE, PROTOCOL_SUBJECTS
 from .pose_dataset import ACTIONS, PoseDataset
@@ -181,19 +182,13 @@ def parse_action(name: str) -> Optional[int]:
 
 
 def _load_npz_dict(path: Path, key: str) -> Dict[str, Any]:
-    """``np.load(path)[key]`` as a dict (pickled object arrays allowed), else DataError."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        with np.load(path, allow_pickle=True) as npz:
-            if key not in npz.files:
-                raise DataError(f"{path}: [\"{key}\"]: missing key (file has {sorted(npz.files)})")
-            value = npz[key]
-            meta = npz["metadata"] if "metadata" in npz.files else None
-    except DataError:
-        raise
-    except Exception as exc:  # zip/pickle/format errors of a truncated or foreign file
-        raise DataError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    """``path[key]`` as a dict (a pickled object array, read by :func:`hgn_pyg.untrusted.load_npz`),
+    else DataError."""
+    npz = load_npz(path, keys=(key, "metadata"))  # the restricted reader: no code runs
+    if key not in npz:
+        raise DataError(f"{path}: [\"{key}\"]: missing key")
+    value = npz[key]
+    meta = npz.get("metadata")
     try:
         value = value.item() if isinstance(value, np.ndarray) and value.dtype == object \
             and value.shape == () else value
