@@ -268,8 +268,9 @@ class Human36M(PoseDataset):
             info = cat["frame_info"][bad]
             raise DataError(f"{annotation_path(self.root, info[0], 'joint_3d')}: "
                             f"{key_path([str(info[1]), str(info[2]), str(info[3])])}: joints give "
-                            f"non-finite camera/pixel coordinates with camera {info[4]} "
-                            f"(values out of the float32 range)")
+                            f"non-finite camera/pixel coordinates with camera {info[4]} of "
+                            f"{annotation_path(self.root, info[0], 'camera')} (values out of the "
+                            f"float32 range)")
         tensors: Dict[str, torch.Tensor] = {
             "input_2d": torch.from_numpy(input_2d).float(),
             "joints_3d": torch.from_numpy(joints_3d).float(),

@@ -97,6 +97,11 @@ def prepare(cfg: Config, ctx=None, splits: Sequence[str] = ("train", "test"),
     barrier = ctx.barrier if ctx is not None else (lambda: None)
     body_path = build.body_model_path(cfg)
     body = build.load_body(cfg)  # the restricted reader; checks the file
+    weights = None
+    if checkpoint is None and initial_weights and cfg.MODEL.weight_path:
+        from hgn_pyg.engine.checkpoint import load_checkpoint
+
+        weights = load_checkpoint(cfg.MODEL.weight_path, map_location="cpu")
     if is_main:
         root = build.ensure_dataset(cfg, is_main=True, body_path=body_path, body=body)
     barrier()
@@ -106,11 +111,6 @@ def prepare(cfg: Config, ctx=None, splits: Sequence[str] = ("train", "test"),
         data = cfg.to_dict()
         data["DATASET"]["root"] = str(root)
         cfg = config_from_dict(data, source=cfg.source)
-    weights = None
-    if checkpoint is None and initial_weights and cfg.MODEL.weight_path:
-        from hgn_pyg.engine.checkpoint import load_checkpoint
-
-        weights = load_checkpoint(cfg.MODEL.weight_path, map_location="cpu")
 
     def build_data():
         h = build.build_hierarchy(cfg, body)
