@@ -31,6 +31,7 @@ __all__ = [
     "ensure_dataset",
     "synthetic_identity",
     "body_model_path",
+    "cache_dir",
     "load_body",
     "build_hierarchy",
     "build_datasets",
@@ -190,7 +191,8 @@ def load_body(cfg: Config):
     return load_body_model(body_model_path(cfg))
 
 
-def _cache_dir(cfg: Config) -> Path:
+def cache_dir(cfg: Config) -> Path:
+    """``DATASET.cache_dir``, or ``<data root>/cache``: the hierarchy and target caches."""
     if cfg.DATASET.cache_dir:
         return Path(os.path.expanduser(cfg.DATASET.cache_dir))
     return cfg.data_root() / "cache"
@@ -208,7 +210,7 @@ def build_hierarchy(cfg: Config, body=None, cache: bool = True):
     nv = int(body.num_vertices)
     levels = int(cfg.MODEL.hierarchy_levels)
     key = hashlib.blake2b(faces.tobytes() + f"{nv}/{levels}".encode(), digest_size=8).hexdigest()
-    path = _cache_dir(cfg) / f"hierarchy_{key}.pt"
+    path = cache_dir(cfg) / f"hierarchy_{key}.pt"
     if cache and path.is_file():
         try:
             return GraphHierarchy.load(path)
@@ -238,19 +240,19 @@ def build_dataset(cfg: Config, split: str, hierarchy=None, body_path: Optional[P
     root = cfg.data_root()
     subjects = list(d.train_subjects if split == "train" else d.test_subjects)
     subsample = d.train_subsample if split == "train" else d.test_subsample
-    cache_dir = _cache_dir(cfg)
+    caches = cache_dir(cfg)
     if d.format == "h36m":
         from hgn_pyg.data.human36m import Human36M
 
         ds = _call_with_supported(
             Human36M, root, split=split, subjects=subjects, subsample=subsample, hierarchy=hierarchy,
             mesh_levels=tuple(cfg.MODEL.mesh_levels), body_model_path=body_path if hierarchy is not None else None,
-            cache_dir=cache_dir)
+            cache_dir=caches)
     else:
         from hgn_pyg.data.videopose3d import VideoPose3D
 
         ds = _call_with_supported(VideoPose3D, root / d.npz_3d, root / d.npz_2d, split=split, subjects=subjects,
-                                  subsample=subsample, cache_dir=cache_dir)
+                                  subsample=subsample, cache_dir=caches)
     cap = cfg.TRAIN.max_train_samples if split == "train" else cfg.TEST.max_samples
     ds = subsample_dataset(ds, cap)
     if len(ds) == 0:

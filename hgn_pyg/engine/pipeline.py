@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 #: The lock file of an experiment folder (held while a process trains in it).
 EXPERIMENT_LOCK = ".lock"
 
+#: Age (seconds) after which a temporary file in the shared cache folder counts as left by a killed
+#: process (other processes may be writing there; the experiment folder is locked instead).
+STALE_CACHE_TEMP_S = 3600
+
 #: Config keys that hold paths (section, key).
 _PATH_KEYS = (("DATASET", "root"), ("DATASET", "body_model_path"), ("DATASET", "cache_dir"),
               ("MODEL", "weight_path"), ("TEST", "weight_path"), ("EXPERIMENT", "output_root"))
@@ -111,6 +115,8 @@ def prepare(cfg: Config, ctx=None, splits: Sequence[str] = ("train", "test"),
         data = cfg.to_dict()
         data["DATASET"]["root"] = str(root)
         cfg = config_from_dict(data, source=cfg.source)
+    if is_main:  # cache files a killed process was writing (an hour old: no live writer takes that long)
+        remove_stale_temps(build.cache_dir(cfg), older_than=STALE_CACHE_TEMP_S)
 
     def build_data():
         h = build.build_hierarchy(cfg, body)
