@@ -120,6 +120,32 @@ def dense_spmm(layout: EdgeLayout, values: Tensor, h: Tensor,
     return S.view(N, N) @ h
 
 
+def add_diagonal(out: Tensor, alpha: Tensor, h0: Tensor, h1: Tensor, layout: EdgeLayout,
+                 isolated: str, batch: Optional[Tensor], uniform_in_out: bool) -> Tensor:
+    """``out + S_ii h0_i`` in one fused pass: ``S_ii`` is the self-loop attention, and for a node
+    without incoming edges 1 (``"self"``) or ``1/n`` (``"uniform"``, ``n`` the nodes of its graph,
+    whose other nodes then add ``h1_j / n`` -- already inside ``out`` when ``uniform_in_out``)."""
+    N = layout.num_nodes
+    diag = alpha.new_zeros(N).index_add(0, layout.self_nodes, alpha.index_select(0, layout.self_pos))
+    iso = layout.isolated
+    if iso.numel() > 0 and isolated != "zero":
+        if isolated == "self":
+            weight = torch.ones_like(iso, dtype=alpha.dtype)
+        elif batch is None:
+            weight = torch.full_like(iso, 1.0 / N, dtype=alpha.dtype)
+            if not uniform_in_out:  # sum_{j != i} h1_j / N in closed form
+                out = out.index_add(0, iso, (h1.sum(0, keepdim=True) - h1.index_select(0, iso)) / N)
+        else:  # uniform over i's own graph: sum_{j in g(i), j != i} h1_j / n_g
+            g = batch.index_select(0, iso)
+            count = torch.bincount(batch).index_select(0, g).to(alpha.dtype)
+            total = h1.new_zeros(int(batch.max()) + 1, h1.size(1)).index_add(0, batch, h1)
+            rest = total.index_select(0, g) - h1.index_select(0, iso)
+            out = out.index_add(0, iso, rest / count.to(h1.dtype).unsqueeze(-1))
+            weight = 1.0 / count
+        diag = diag.index_add(0, iso, weight)
+    return torch.addcmul(out, diag.to(h0.dtype).unsqueeze(-1), h0)
+
+
 def sparse_adjacency(layout: EdgeLayout, values: Tensor, use_torch_sparse: bool):
     """The off-diagonal attention as ``adj_t`` (rows = targets): a torch_sparse ``SparseTensor``
     with the layout's cached transpose (differentiable values), or a ``torch.sparse`` CSR tensor

@@ -182,15 +182,14 @@ class SemGraphConv(MessagePassing):
         xt = xt.reshape(N * B, self.in_channels)
         alpha = softmax(logits, layout.dst, num_nodes=N)
         h1 = (xt @ self.weight[1]).view(N, B * C)
-        # h0 = x W0 only reaches self loops and isolated nodes: skip it when there are none
         iso = layout.isolated if layout.isolated.numel() > 0 and self.isolated != "zero" else None
-        uniform = iso is not None and self.isolated == "uniform"
         # h0 = x W0 only reaches self loops and isolated nodes: skip it when there are none
         h0 = (xt @ self.weight[0]).view(N, B * C) if (
             layout.self_pos.numel() > 0 or iso is not None) else None
         off = alpha.index_select(0, layout.off_pos)
         if mode == "dense":  # uniform rows of one graph go into the dense matrix itself
-            out = K.dense_spmm(layout, off, h1, iso if uniform and batch is None else None)
+            out = K.dense_spmm(layout, off, h1,
+                               iso if self.isolated == "uniform" and batch is None else None)
         elif mode == "sparse" and torch.compiler.is_compiling():  # Dynamo cannot trace adj_t
             out = K.csr_spmm(off, h1, layout)
         else:  # "scatter": message() per edge; "sparse": message_and_aggregate() on adj_t
@@ -198,29 +197,9 @@ class SemGraphConv(MessagePassing):
                    K.sparse_adjacency(layout, off, self._use_torch_sparse(xt.device.type)))
             # (a torch.sparse adj_t carries detached values; message_and_aggregate reads alpha)
             out = self.propagate(adj, x=h1, alpha=off, layout=layout, size=(N, N))
-        if h0 is None:
-            return out.view(N, B, C)
-        # diagonal weights S_ii (self loops; isolated nodes: 1 for "self", 1/n for "uniform"),
-        # applied to h0 in one fused pass
-        diag = alpha.new_zeros(N).index_add(0, layout.self_nodes,
-                                            alpha.index_select(0, layout.self_pos))
-        if iso is not None:
-            if not uniform:
-                weight = torch.ones_like(iso, dtype=alpha.dtype)
-            elif batch is None:
-                weight = torch.full_like(iso, 1.0 / N, dtype=alpha.dtype)
-                if mode != "dense":  # sum_{j != i} h1_j / N in closed form
-                    out = out.index_add(0, iso, (h1.sum(0, keepdim=True)
-                                                 - h1.index_select(0, iso)) / N)
-            else:  # uniform over i's own graph: sum_{j in g(i), j != i} h1_j / n_g
-                g = batch.index_select(0, iso)
-                count = torch.bincount(batch).index_select(0, g).to(alpha.dtype)
-                total = h1.new_zeros(int(batch.max()) + 1, h1.size(1)).index_add(0, batch, h1)
-                rest = total.index_select(0, g) - h1.index_select(0, iso)
-                out = out.index_add(0, iso, rest / count.to(h1.dtype).unsqueeze(-1))
-                weight = 1.0 / count
-            diag = diag.index_add(0, iso, weight)
-        out = torch.addcmul(out, diag.to(h0.dtype).unsqueeze(-1), h0)
+        if h0 is not None:
+            out = K.add_diagonal(out, alpha, h0, h1, layout, self.isolated, batch,
+                                 uniform_in_out=mode == "dense" and batch is None)
         return out.view(N, B, C)
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
