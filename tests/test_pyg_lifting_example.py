@@ -6,6 +6,7 @@ edges of its own graph, W0 for the self loop, W1 otherwise) and with a template-
 whole skeletons; tolerance 1e-5 (float32 sums of 17 terms).
 """
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -120,9 +121,10 @@ def test_example_model_on_a_mixed_batch(root):
 @pytest.mark.slow
 def test_example_quick_run_learns(tmp_path):
     """The --quick run end to end (generates its data): it must beat the mean-pose baseline."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, str(EXAMPLE), "--quick", "--root", str(tmp_path / "d"),
                            "--threads", "1"],
-                          cwd=REPO, capture_output=True, text=True, timeout=900)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("MPJPE ") and "mean-pose baseline" in last, proc.stdout[-2000:]

@@ -234,6 +234,10 @@ class PoseGraphDataset(InMemoryDataset):
         if self.format == "h36m" and not (Path(self.root) / "annotations").is_dir():
             raise DataError(f"{self.root}: data root not found (expected a folder 'annotations' "
                             f"with Human36M_subject*_*.json)")
+        for path in files:
+            if not path.is_file():
+                raise DataError(f"{path}: file not found (subjects {[str(s) for s in self.subjects]} "
+                                f"are in the {self.split!r} split)")
         parts["files"] = {p.name: _cache.file_fingerprint(p) for p in files}
         return _cache.cache_key(parts)
 
