@@ -13,8 +13,8 @@ from .coarsening import (
     hem_coarsen,
     validate_faces,
 )
-from .hierarchy import GraphHierarchy, JointAssignment, mesh_hierarchy
-from .skeleton import COCO, H36M, SKELETONS, JointSet, register_skeleton, skeleton_graph
+from .hierarchy import GraphHierarchy, JointAssignment, ParentMap, mesh_hierarchy
+from .skeleton import COCO, COCO17, H36M, SKELETONS, JointSet, register_skeleton, skeleton_graph
 
 __all__ = [
     "skeleton_graph",
@@ -22,10 +22,12 @@ __all__ = [
     "SKELETONS",
     "H36M",
     "COCO",
+    "COCO17",
     "register_skeleton",
     "mesh_hierarchy",
     "GraphHierarchy",
     "JointAssignment",
+    "ParentMap",
     "classic_argsort",
     "faces_to_adjacency",
     "validate_faces",
