@@ -314,7 +314,8 @@ class RandomJointDropout(BaseTransform):
     The remaining edges keep their ``edge_type`` (:func:`torch_geometric.utils.subgraph` with
     ``edge_attr=edge_type``), so a typed :class:`~hgn_pyg.nn.SemGraphConv` still gives each bone
     its own learnt weight. Node-level fields ``x``, ``y`` and ``joint`` are subset alike; ``joint``
-    tells which Human3.6M joints remain.
+    tells which Human3.6M joints remain. (A fixed-topology model such as HGN keeps all 17 nodes
+    and fills missing joints instead: :func:`hgn_pyg.data.keypoints.apply_missing_policy`.)
 
     Args:
         p: drop probability per joint, in ``[0, 1)``. (default: ``0.2``)
