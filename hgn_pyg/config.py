@@ -58,7 +58,8 @@ class DatasetConfig:
 
     Published keys: ``train_list``, ``test_list``, ``input_joint_set``,
     ``target_joint_set``, ``workers``, ``use_gt_input``.  Ours: ``root`` (the
-    dataset folder; relative paths are taken from the current directory),
+    dataset folder; relative paths are taken from the current directory
+    and recorded absolute in the experiment's config.yaml),
     ``format`` (``"h36m"``: Pose2Mesh-style ``annotations/*.json``;
     ``"videopose3d"``: the ``.npz`` pair), ``body_model_path`` (an SMPL ``.pkl``/``.npz``;
     empty = the embedded open body model), subjects, subsampling and
@@ -86,6 +87,9 @@ class DatasetConfig:
 @dataclass
 class SyntheticConfig:
     """``SYNTHETIC`` section: make the synthetic set in ``DATASET.root`` when it is missing.
+
+    A root holding a synthetic set made with other parameters (its ``SYNTHETIC.json``) is not
+    reused: the set is made in ``<root>-<key>`` instead (:func:`hgn_pyg.engine.build.ensure_dataset`).
 
     ``generate_if_missing`` turns the automatic generation on; ``frames`` and
     ``seed`` are passed to :func:`hgn_pyg.data.synthetic.generate`, and

@@ -77,6 +77,8 @@ def _run(args: argparse.Namespace) -> int:
             setup_logging(exp_dir / "train.log", cfg.EXPERIMENT.log_level, ctx.is_main)
             with pipeline.fatal_errors_logged():
                 log.info("experiment folder: %s", exp_dir)
+                if run.initial_weights:
+                    log.info("initial weights from %s", run.initial_weights)
                 log.info("data: %d training, %d test samples (%s)", len(run.train_set), len(run.test_set),
                          cfg.data_root())
                 nparams = sum(p.numel() for p in run.model.parameters())

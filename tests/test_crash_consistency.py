@@ -114,9 +114,10 @@ def test_kill_at_random_points_then_resume_equals_uninterrupted(prepared, tmp_pa
     exp.mkdir()
     gen = random.Random(12)
     kills = 0
-    for _ in range(10):
+    per_epoch = duration / EPOCHS
+    for _ in range(10):  # each run dies within about 1.5 epochs: the kills spread over the whole run
         pid = fork_train(run, rng, exp)
-        time.sleep(gen.uniform(0.05, duration))
+        time.sleep(gen.uniform(0.02, 1.5 * per_epoch))
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         kills += wait(pid) != 0

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Sequence
 
@@ -77,7 +77,8 @@ class Prepared:
     train_set: Optional[Dataset] = None
     test_set: Optional[Dataset] = None
     loss_fn: Optional[torch.nn.Module] = None
-    extra: Dict[str, Any] = field(default_factory=dict)
+    #: the checkpoint the fresh model's weights came from (``MODEL.weight_path``), if any
+    initial_weights: Optional[str] = None
 
 
 def prepare(cfg: Config, ctx=None, splits: Sequence[str] = ("train", "test"),
@@ -140,9 +141,9 @@ def prepare(cfg: Config, ctx=None, splits: Sequence[str] = ("train", "test"),
             # initial weights (ours or the published final.pth.tar), e.g. to fine-tune
             init = build.model_from_checkpoint(weights, cfg, hierarchy, body, path=cfg.MODEL.weight_path)
             build.load_state(model, init.state_dict(), cfg.MODEL.weight_path)
-            log.info("initial weights from %s", cfg.MODEL.weight_path)
     loss_fn = build.build_loss(cfg, hierarchy) if with_loss else None
-    return Prepared(cfg, body_path, body, hierarchy, model, sets.get("train"), sets.get("test"), loss_fn)
+    return Prepared(cfg, body_path, body, hierarchy, model, sets.get("train"), sets.get("test"), loss_fn,
+                    cfg.MODEL.weight_path if weights is not None else None)
 
 
 @contextlib.contextmanager
