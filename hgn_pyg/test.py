@@ -1,7 +1,9 @@
-"""Evaluate HGN: ``python -m hgn_pyg.test --config FILE --checkpoint PATH [--out DIR] [--set ...] [--debug]``.
+"""Evaluate HGN: ``python -m hgn_pyg.test [--config FILE] --checkpoint PATH [--out DIR] [--set ...] [--debug]``.
 
 ``PATH`` is a checkpoint of ours (``checkpoint/last.pth.tar`` / ``best.pth.tar``) or the
-published ``final.pth.tar`` (loaded through ``HGN.from_official``).  Prints MPJPE and
+published ``final.pth.tar`` (loaded through ``HGN.from_official``). Without ``--config`` the
+configuration stored in the checkpoint is used (``--set`` may still override it, e.g. data paths);
+the model's architecture always comes from the checkpoint when it records one.  Prints MPJPE and
 PA-MPJPE (mm) per action beside the mean-pose baseline and writes ``results.json``
 (``{"MPJPE", "PA-MPJPE", "per_action", "num_samples", "baseline", ...}``) into a new
 ``<EXPERIMENT.output_root>/exp_<UTC timestamp>/`` folder, or ``--out DIR``.
@@ -23,31 +25,69 @@ def build_parser() -> argparse.ArgumentParser:
     from hgn_pyg.engine.cli import add_common_arguments
 
     p = argparse.ArgumentParser(prog="python -m hgn_pyg.test", description=__doc__.split("\n")[0])
-    p.add_argument("--config", metavar="FILE", required=True, help="YAML config (data set, model)")
+    p.add_argument("--config", metavar="FILE",
+                   help="YAML config (data set, model); default: the one stored in the checkpoint")
     p.add_argument("--checkpoint", metavar="PATH", help="checkpoint to evaluate (default: TEST.weight_path)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: a new exp_<timestamp> folder)")
     add_common_arguments(p)
     return p
 
 
+def _stored_config(ckpt, ckpt_path: Path, overrides):
+    """The configuration stored in ``ckpt`` with ``--set`` overrides (data paths checked)."""
+    from hgn_pyg.config import apply_overrides, check_paths, config_from_dict
+    from hgn_pyg.errors import CheckpointError, ConfigError
+
+    stored = ckpt.get("config")
+    if not isinstance(stored, dict) or "DATASET" not in stored:
+        raise ConfigError(f"{ckpt_path}: the checkpoint stores no data configuration; pass --config FILE")
+    try:
+        cfg = config_from_dict(stored, source=f"{ckpt_path} (stored config)")
+    except ConfigError as exc:
+        raise CheckpointError(f"{ckpt_path}: its stored configuration is invalid: {exc}") from None
+    cfg = apply_overrides(cfg, overrides)
+    cfg.source = f"{ckpt_path} (stored config)"
+    check_paths(cfg)
+    return cfg
+
+
 def _run(args: argparse.Namespace) -> int:
     from hgn_pyg.config import config_from_dict, load_config
     from hgn_pyg.engine import build
-    from hgn_pyg.engine.checkpoint import is_official_checkpoint, load_checkpoint
+    from hgn_pyg.engine.checkpoint import check_training_fields, is_official_checkpoint, load_checkpoint
     from hgn_pyg.engine.evaluator import evaluate, make_loader, mean_pose_baseline, write_vis
     from hgn_pyg.engine.metrics import format_table
     from hgn_pyg.engine.trainer import make_experiment_dir, setup_logging, write_results
     from hgn_pyg.errors import CheckpointError, ConfigError
+    import numpy as np
 
-    cfg = load_config(args.config, args.set, check_data=True)
-    ckpt_path = args.checkpoint or cfg.TEST.weight_path
-    if not ckpt_path:
-        raise ConfigError(f"{cfg.source}: TEST.weight_path: no checkpoint given (use --checkpoint PATH)")
+    if args.config:
+        cfg = load_config(args.config, args.set, check_data=True)
+        ckpt_path = args.checkpoint or cfg.TEST.weight_path
+        if not ckpt_path:
+            raise ConfigError(f"{cfg.source}: TEST.weight_path: no checkpoint given (use --checkpoint PATH)")
+    elif not args.checkpoint:
+        raise ConfigError("give --checkpoint PATH (and --config FILE for a checkpoint without a stored configuration)")
+    else:
+        ckpt_path = args.checkpoint
     ckpt_path = Path(ckpt_path)
     if not ckpt_path.is_file():
         raise CheckpointError(f"{ckpt_path}: checkpoint file not found")
-    device = build.resolve_device(cfg.EXPERIMENT.device)
     ckpt = load_checkpoint(ckpt_path, map_location="cpu")  # before anything is written
+    if not is_official_checkpoint(ckpt):
+        check_training_fields(ckpt, str(ckpt_path))
+    if not args.config:
+        cfg = _stored_config(ckpt, ckpt_path, args.set)
+    if not is_official_checkpoint(ckpt) and isinstance(ckpt.get("config"), dict):
+        # the architecture comes from the checkpoint's own MODEL section
+        try:
+            saved = config_from_dict({"MODEL": ckpt["config"].get("MODEL", {})}, source=f"{ckpt_path} (config)")
+        except ConfigError as exc:
+            raise CheckpointError(f"{ckpt_path}: its stored configuration is invalid: {exc}") from None
+        if saved.MODEL != cfg.MODEL:
+            log.info("using the MODEL section stored in %s", ckpt_path)
+            cfg.MODEL = saved.MODEL
+    device = build.resolve_device(cfg.EXPERIMENT.device)
 
     if args.out:
         out_dir = Path(args.out)
@@ -59,15 +99,6 @@ def _run(args: argparse.Namespace) -> int:
     setup_logging(out_dir / "test.log", cfg.EXPERIMENT.log_level)
     log.info("output folder: %s", out_dir)
 
-    if not is_official_checkpoint(ckpt) and isinstance(ckpt.get("config"), dict):
-        # the architecture comes from the checkpoint's own MODEL section
-        try:
-            saved = config_from_dict({"MODEL": ckpt["config"].get("MODEL", {})}, source=f"{ckpt_path} (config)")
-        except ConfigError as exc:
-            raise CheckpointError(f"{ckpt_path}: its stored configuration is invalid: {exc}") from None
-        if saved.MODEL != cfg.MODEL:
-            log.info("using the MODEL section stored in %s", ckpt_path)
-            cfg.MODEL = saved.MODEL
     if not (out_dir / "config.yaml").exists():
         cfg.save(out_dir / "config.yaml")
 
@@ -90,7 +121,9 @@ def _run(args: argparse.Namespace) -> int:
         from hgn_pyg.graphs.skeleton import skeleton_graph
 
         write_vis(model, test_set, hierarchy, cfg.MODEL.mesh_levels, skeleton_graph("h36m").bones.tolist(),
-                  out_dir / "vis", device, cfg.TEST.vis_samples)
+                  out_dir / "vis", device, cfg.TEST.vis_samples,
+                  faces={lv: hierarchy.coarsen_faces(np.asarray(body.faces, dtype=np.int64), lv)
+                         for lv in cfg.MODEL.mesh_levels})
     write_results(out_dir / "results.json", results)
     print(format_table(results, baseline))
     print(f"results: {out_dir / 'results.json'}")

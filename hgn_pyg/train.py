@@ -104,7 +104,8 @@ def _run(args: argparse.Namespace) -> int:
         from hgn_pyg.graphs.skeleton import skeleton_graph
 
         bones = skeleton_graph("h36m").bones.tolist()
-        trainer = Trainer(cfg, exp_dir, model, loss_fn, train_set, test_set, ctx, hierarchy=hierarchy, bones=bones)
+        trainer = Trainer(cfg, exp_dir, model, loss_fn, train_set, test_set, ctx, hierarchy=hierarchy, bones=bones,
+                          model_record=build.model_record(cfg, hierarchy, body))
         if args.resume:
             trainer.resume()
         results = trainer.fit()
