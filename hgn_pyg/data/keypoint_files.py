@@ -123,24 +123,11 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_npz(path: Path) -> Dict[str, np.ndarray]:
-    """Every array of an ``.npz``; object arrays through the restricted reader (nothing in the
-    file can run code)."""
-    # READER: the one restricted reader of pickle-bearing files (hgn_pyg.untrusted, issue 12)
-    try:
-        from hgn_pyg.untrusted import load_npz
-    except ImportError:  # pragma: no cover - before the restricted reader lands on main
-        load_npz = None
-    if load_npz is not None:
-        return load_npz(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise _fail(path, "holds pickled objects, which this version cannot read safely") from None
-        raise _fail(path, f"not a readable .npz file ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise _fail(path, f"not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    """Every array of an ``.npz``: object arrays (VideoPose3D's pickled dicts) through the one
+    restricted reader, so nothing in the file can run code."""
+    from hgn_pyg.untrusted import load_npz
+
+    return load_npz(path)
 
 
 def _group(path, dets: List[Tuple[int, Optional[Any], np.ndarray, Optional[np.ndarray], Optional[Tuple[float, float]]]]
