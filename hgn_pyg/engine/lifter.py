@@ -185,7 +185,7 @@ class Lifter:
             t = int(np.argmax(np.abs(np.where(miss[..., None], 0.0, x)).max(axis=(1, 2))))
             if image_size is None:
                 raise DataError(
-                    f"{source}: keypoints reach |{bad:.4g}| (frame {t}), far outside the normalised range "
+                    f"{source}: values reach |{bad:.4g}| (frame {t}), far outside the normalised range "
                     f"[-1, 1]: pixel coordinates need the image size (--image-size W H / image_size=(W, H))")
             raise DataError(f"{source}: keypoints of frame {t} fall far outside the image given by the image "
                             f"size (normalised |{bad:.4g}|); is --image-size W H right?")
