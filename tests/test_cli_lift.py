@@ -6,6 +6,8 @@ Tolerances: joints within 1e-5 m of the model's output on the test input; MPJPE 
 of ``results.json``.
 """
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,19 +19,13 @@ pytestmark = pytest.mark.slow
 
 
 def _test_frames(exp, root):
-    from torch.utils.data import Subset
-
+    """The test split's pixel keypoints, made by benchmarks/lift_check.py (the README figures)."""
     from hgn_pyg.config import load_config
-    from hgn_pyg.data.camera import project
-    from hgn_pyg.engine import build
 
-    cfg = load_config(exp / "config.yaml", [f"DATASET.root={root}"])
-    ds = build.build_dataset(cfg, "test")
-    base, idx = (ds.dataset, np.asarray(ds.indices)) if isinstance(ds, Subset) else (ds, np.arange(len(ds)))
-    t = {k: v[torch.from_numpy(idx)] for k, v in base.tensors().items()}
-    cam = (t["joints_3d"] + t["root_3d"][:, None]).double().numpy()
-    uv = project(cam, t["focal"].double().numpy()[:, None], t["center"].double().numpy()[:, None])
-    return uv, t
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from lift_check import frames_as_pixels
+
+    return frames_as_pixels(load_config(exp / "config.yaml", [f"DATASET.root={root}"]))
 
 
 def test_lift_equals_test(trained, tmp_path):  # noqa: F811
