@@ -97,3 +97,19 @@ def test_not_a_checkpoint(tmp_path):
                           cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and "not a PyTorch checkpoint" in proc.stderr and "weights_only" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_checkpoint_fields_of_the_wrong_type(trained, tmp_path):
+    """Checkpoint fields are typed and checked before anything is written: one line, exit 2."""
+    from hgn_pyg.engine.checkpoint import load_checkpoint
+
+    root, exp = trained
+    ck = load_checkpoint(exp / "checkpoint" / "last.pth.tar")
+    for key, value in (("epoch", "3"), ("mean_pose", torch.zeros(4)), ("history", {"a": 1})):
+        bad = tmp_path / f"bad_{key}.pth.tar"
+        torch.save(dict(ck, **{key: value}), bad)
+        proc = subprocess.run([sys.executable, "-m", "hgn_pyg.test", "--checkpoint", str(bad), "--set",
+                               f"DATASET.root={root}", "--out", str(tmp_path / key)], cwd=tmp_path, env=env(),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 2 and f"field '{key}'" in proc.stderr and str(bad) in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / key).exists()

@@ -65,8 +65,20 @@ def test_coarsen_faces(mesh):
         assert {tuple(sorted(t)) for t in f} == img
 
 
+@pytest.fixture
+def no_body_model(monkeypatch):
+    """Any attempt to find or read a body model fails the test."""
+    import hgn_pyg.data.body_model as bm
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a body model was looked for")
+
+    monkeypatch.setattr(bm, "default_body_model_path", refuse)
+    monkeypatch.setattr(bm, "load_body_model", refuse)
+
+
 @pytest.mark.parametrize("fusion", ["official", "pool"])
-def test_from_checkpoint_alone(mesh, tmp_path, fusion):
+def test_from_checkpoint_alone(mesh, tmp_path, fusion, no_body_model):
     faces, h = mesh
     section = dict(SECTION, fusion=fusion)
     reg = torch.rand(17, h.num_real[0], generator=torch.Generator().manual_seed(1))
