@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "run_test"]
 
 log = logging.getLogger("hgn_pyg.test")
 
@@ -33,12 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _stored_config(ckpt, ckpt_path: Path, overrides):
-    """The configuration stored in ``ckpt`` with ``--set`` overrides (data paths checked)."""
+def _stored_config(ckpt_path: Path, overrides):
+    """The configuration stored in the checkpoint at ``ckpt_path``, with ``--set`` overrides."""
     from hgn_pyg.config import apply_overrides, check_paths, config_from_dict
+    from hgn_pyg.engine.checkpoint import load_checkpoint
     from hgn_pyg.errors import CheckpointError, ConfigError
 
-    stored = ckpt.get("config")
+    stored = load_checkpoint(ckpt_path, map_location="cpu").get("config")
     if not isinstance(stored, dict) or "DATASET" not in stored:
         raise ConfigError(f"{ckpt_path}: the checkpoint stores no data configuration; pass --config FILE")
     try:
@@ -52,8 +53,25 @@ def _stored_config(ckpt, ckpt_path: Path, overrides):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hgn_pyg.config import config_from_dict, load_config
-    from hgn_pyg.engine import build
+    from hgn_pyg.config import load_config
+    from hgn_pyg.errors import CheckpointError, ConfigError
+
+    if args.config:
+        cfg = load_config(args.config, args.set, check_data=True)
+    elif not args.checkpoint:
+        raise ConfigError("give --checkpoint PATH (and --config FILE for a checkpoint without a stored configuration)")
+    elif not Path(args.checkpoint).is_file():
+        raise CheckpointError(f"{args.checkpoint}: checkpoint file not found")
+    else:
+        cfg = _stored_config(Path(args.checkpoint), args.set)
+    return run_test(cfg, args.checkpoint, args.out)
+
+
+def run_test(cfg, checkpoint: Optional[str] = None, out: Optional[str] = None) -> int:
+    """Evaluate ``checkpoint`` (default ``TEST.weight_path``) with the data and model of ``cfg``
+    (a :class:`~hgn_pyg.config.Config` from a file, or from elsewhere); results into ``out``."""
+    from hgn_pyg.config import config_from_dict
+    from hgn_pyg.engine import build, pipeline
     from hgn_pyg.engine.checkpoint import check_training_fields, is_official_checkpoint, load_checkpoint
     from hgn_pyg.engine.evaluator import evaluate, make_loader, mean_pose_baseline, write_vis
     from hgn_pyg.engine.metrics import format_table
@@ -61,23 +79,22 @@ def _run(args: argparse.Namespace) -> int:
     from hgn_pyg.errors import CheckpointError, ConfigError
     import numpy as np
 
-    if args.config:
-        cfg = load_config(args.config, args.set, check_data=True)
-        ckpt_path = args.checkpoint or cfg.TEST.weight_path
-        if not ckpt_path:
-            raise ConfigError(f"{cfg.source}: TEST.weight_path: no checkpoint given (use --checkpoint PATH)")
-    elif not args.checkpoint:
-        raise ConfigError("give --checkpoint PATH (and --config FILE for a checkpoint without a stored configuration)")
-    else:
-        ckpt_path = args.checkpoint
-    ckpt_path = Path(ckpt_path)
+    cfg = pipeline.resolve_paths(cfg)
+    ckpt_path = checkpoint or cfg.TEST.weight_path
+    if not ckpt_path:
+        raise ConfigError(f"{cfg.source}: TEST.weight_path: no checkpoint given (use --checkpoint PATH)")
+    ckpt_path = Path(ckpt_path).absolute()
     if not ckpt_path.is_file():
         raise CheckpointError(f"{ckpt_path}: checkpoint file not found")
-    ckpt = load_checkpoint(ckpt_path, map_location="cpu")  # before anything is written
+    out_dir = Path(out).absolute() if out else None
+    if out_dir is not None and (out_dir / "results.json").exists():
+        raise ConfigError(f"--out {out_dir}: already holds a results.json; choose another folder")
+    device = build.resolve_device(cfg.EXPERIMENT.device)
+    ckpt = load_checkpoint(ckpt_path, map_location="cpu")
     if not is_official_checkpoint(ckpt):
         check_training_fields(ckpt, str(ckpt_path))
-    if not args.config:
-        cfg = _stored_config(ckpt, ckpt_path, args.set)
+    setup_logging(None, cfg.EXPERIMENT.log_level)
+
     if not is_official_checkpoint(ckpt) and isinstance(ckpt.get("config"), dict):
         # the architecture comes from the checkpoint's own MODEL section
         try:
@@ -87,44 +104,38 @@ def _run(args: argparse.Namespace) -> int:
         if saved.MODEL != cfg.MODEL:
             log.info("using the MODEL section stored in %s", ckpt_path)
             cfg.MODEL = saved.MODEL
-    device = build.resolve_device(cfg.EXPERIMENT.device)
+    mean_pose = ckpt.get("mean_pose")
+    splits = ("test",) if mean_pose is not None else ("test", "train")
+    run = pipeline.prepare(cfg, splits=splits, mesh_splits=("test",) if cfg.TEST.vis else (), checkpoint=ckpt,
+                           checkpoint_path=str(ckpt_path), with_loss=False)
+    cfg, model, test_set = run.cfg, run.model.to(device), run.test_set
 
-    if args.out:
-        out_dir = Path(args.out)
-        if (out_dir / "results.json").exists():
-            raise ConfigError(f"--out {out_dir}: already holds a results.json; choose another folder")
+    # everything is checked: only now is the output folder written
+    if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     else:
         out_dir = make_experiment_dir(cfg.EXPERIMENT.output_root)
-    setup_logging(out_dir / "test.log", cfg.EXPERIMENT.log_level)
-    log.info("output folder: %s", out_dir)
-
     if not (out_dir / "config.yaml").exists():
         cfg.save(out_dir / "config.yaml")
+    setup_logging(out_dir / "test.log", cfg.EXPERIMENT.log_level)
+    with pipeline.fatal_errors_logged():
+        log.info("output folder: %s", out_dir)
+        loader = make_loader(test_set, cfg.TEST.batch_size, cfg.DATASET.workers)
+        if mean_pose is None:
+            log.info("computing the training mean pose for the baseline")
+            mean_pose = build.train_mean_pose(run.train_set)
+        results = evaluate(model, loader, device, progress=cfg.EXPERIMENT.progress)
+        baseline = mean_pose_baseline(mean_pose, loader)
+        results["baseline"] = baseline
+        results["checkpoint"] = str(ckpt_path)
+        if cfg.TEST.vis:
+            from hgn_pyg.graphs.skeleton import skeleton_graph
 
-    build.ensure_dataset(cfg)
-    body = build.load_body(cfg)
-    hierarchy = build.build_hierarchy(cfg, body)
-    model = build.model_from_checkpoint(ckpt, cfg, hierarchy, body, path=str(ckpt_path)).to(device)
-    test_set = build.build_dataset(cfg, "test", hierarchy if cfg.TEST.vis else None, build.body_model_path(cfg))
-    loader = make_loader(test_set, cfg.TEST.batch_size, cfg.DATASET.workers)
-
-    mean_pose = ckpt.get("mean_pose")
-    if mean_pose is None:
-        log.info("computing the training mean pose for the baseline")
-        mean_pose = build.train_mean_pose(build.build_dataset(cfg, "train", None, None))
-    results = evaluate(model, loader, device, progress=cfg.EXPERIMENT.progress)
-    baseline = mean_pose_baseline(mean_pose, loader)
-    results["baseline"] = baseline
-    results["checkpoint"] = str(ckpt_path)
-    if cfg.TEST.vis:
-        from hgn_pyg.graphs.skeleton import skeleton_graph
-
-        write_vis(model, test_set, hierarchy, cfg.MODEL.mesh_levels, skeleton_graph("h36m").bones.tolist(),
-                  out_dir / "vis", device, cfg.TEST.vis_samples,
-                  faces={lv: hierarchy.coarsen_faces(np.asarray(body.faces, dtype=np.int64), lv)
-                         for lv in cfg.MODEL.mesh_levels})
-    write_results(out_dir / "results.json", results)
+            faces = {lv: run.hierarchy.coarsen_faces(np.asarray(run.body.faces, dtype=np.int64), lv)
+                     for lv in cfg.MODEL.mesh_levels}
+            write_vis(model, test_set, run.hierarchy, cfg.MODEL.mesh_levels, skeleton_graph("h36m").bones.tolist(),
+                      out_dir / "vis", device, cfg.TEST.vis_samples, faces=faces)
+        write_results(out_dir / "results.json", results)
     print(format_table(results, baseline))
     print(f"results: {out_dir / 'results.json'}")
     return 0
