@@ -37,7 +37,9 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from hgn_pyg.config import Config
 from hgn_pyg.engine.build import train_mean_pose
-from hgn_pyg.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from hgn_pyg.engine.checkpoint import (capture_rng_state, check_training_fields, load_checkpoint, restore_rng_state,
+                                       save_checkpoint)
+from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, check_model_fields
 from hgn_pyg.engine.distributed import DistContext
 from hgn_pyg.engine.evaluator import _progress_interval, evaluate, make_loader, mean_pose_baseline, write_vis
 from hgn_pyg.engine.plots import plot_history, write_metrics_csv
@@ -52,9 +54,6 @@ log = logging.getLogger(__name__)
 #: ``TRAIN.optimizer`` and ``TRAIN.scheduler`` values the trainer builds.
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("step", "none")
-
-CHECKPOINT_FORMAT = "hgn_pyg"
-CHECKPOINT_VERSION = 1
 
 #: How the best epoch (``best.pth.tar``, ``results.json`` → ``best``) is chosen: the published
 #: rule (docs/published_model.md §4).
@@ -164,7 +163,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, exp_dir: Path, model: torch.nn.Module, loss_fn: torch.nn.Module,
                  train_set: Dataset, test_set: Dataset, ctx: Optional[DistContext] = None, hierarchy=None,
-                 bones=None):
+                 bones=None, model_record: Optional[Dict[str, Any]] = None):
         self.cfg = cfg
         self.exp_dir = Path(exp_dir)
         if ctx is None:  # a single process on the configured device
@@ -177,6 +176,8 @@ class Trainer:
         self.loss_fn = loss_fn.to(self.device)
         self.hierarchy = hierarchy
         self.bones = bones
+        # what inference needs without a body model or data (graphs, faces, conventions)
+        self.model_record = dict(model_record or {})
         self.train_set, self.test_set = train_set, test_set
         t = cfg.TRAIN
         if self.ctx.enabled:
@@ -243,6 +244,7 @@ class Trainer:
             "rng": capture_rng_state({"augment": self.aug_gen}),
             "config": self.cfg.to_dict(),
             "world_size": self.ctx.world_size,
+            **self.model_record,
         }
 
     def load_state_dict(self, state: Dict[str, Any], path: str = "checkpoint") -> None:
@@ -250,6 +252,12 @@ class Trainer:
 
         if state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path}: not an hgn_pyg training checkpoint (format {state.get('format')!r})")
+        check_training_fields(state, path)
+        check_model_fields(state, path)
+        for key in ("epoch", "best_metric", "best_epoch", "optimizer", "scheduler", "rng"):
+            if key not in state:
+                raise CheckpointError(f"{path}: not a training checkpoint (no {key!r}); start a new run from it "
+                                      "with MODEL.weight_path instead")
         load_state(self.model, state["model"], path)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -417,7 +425,8 @@ class Trainer:
         if self.ctx.is_main:
             if self.cfg.TEST.vis:
                 n = write_vis(self.model, self.test_set, self.hierarchy, self.cfg.MODEL.mesh_levels,
-                              self.bones or [], self.exp_dir / "vis", self.device, self.cfg.TEST.vis_samples)
+                              self.bones or [], self.exp_dir / "vis", self.device, self.cfg.TEST.vis_samples,
+                              faces=self.model_record.get("mesh_faces"))
                 log.info("wrote %d visualisations to %s", n, self.exp_dir / "vis")
             write_results(self.exp_dir / "results.json", results)
             self._write_graphs()

@@ -419,6 +419,15 @@ class HGN(nn.Module):
         load_official_state_dict(model, state, source)
         return model
 
+    @classmethod
+    def from_checkpoint(cls, path, map_location=None, **kwargs) -> "HGN":
+        """The model of one of our checkpoints, in eval mode, from the file alone (no body model, no
+        data): see :func:`hgn_pyg.models.checkpoint.load_model` (``kwargs``: ``hierarchy=`` for
+        checkpoints without graphs)."""
+        from hgn_pyg.models.checkpoint import load_model
+
+        return load_model(path, map_location=map_location, **kwargs)[0]
+
     def to_official_state_dict(self) -> "OrderedDict[str, Tensor]":
         """This model's weights under the published names and shapes (inverse of
         :meth:`from_official`; loadable by the published model and by
