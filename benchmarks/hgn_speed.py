@@ -4,7 +4,7 @@
 Both networks are built on the same graphs: the 17-joint skeleton and levels 8 and 7 of the
 embedded open body's hierarchy (50 and 100 slots, 46 and 85 real vertices; the neutral SMPL mesh
 gives 48 and 96 slots), hidden size 128, 4 layers. The dense one is
-:class:`hgn_pyg.models.DenseHGN` (SPEC §2-§3 as published: an ``N x N`` masked soft-max adjacency
+:class:`hgn_pyg.models.DenseHGN` (docs/published_model.md §2-§3 as published: an ``N x N`` masked soft-max adjacency
 built every call, the non-local block's ``[B, C, N, N]`` concatenation, ``Conv1d`` transfers, the
 published parameter names). Its parameters (and BatchNorm statistics) are randomised -- every
 non-local block is live, unlike at initialisation -- and loaded into ``HGN`` through
@@ -15,7 +15,7 @@ Measured at batch 64 (``--batch``):
 
 * inference: ``model.eval()``, ``torch.no_grad()``, one forward pass -> poses/s;
 * training step: forward, loss ``100 MSE(joints) + MSE(mesh_c) + MSE(mesh_b)`` (meshes at their
-  real slots, SPEC §4), backward, ``Adam.step()`` -> poses/s.
+  real slots, docs/published_model.md §4), backward, ``Adam.step()`` -> poses/s.
 
 The two models are timed in alternating rounds (same background load for both), medians; the
 ratios are the result. Also printed: parameter counts, FLOPs per call counted with

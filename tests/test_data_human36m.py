@@ -271,7 +271,7 @@ def test_mesh_targets_real_body_model(root, tmp_path):
         mesh = world[0].double().numpy() @ R.T + t / 1000.0
         pelvis = (np.array(j3d[str(a)][str(sa)][str(f)][0]) @ R.T + t) / 1000.0
         coarse = [mesh - pelvis]
-        for P in Ps:                                   # SPEC §1.3: P_iᵀ applied level by level
+        for P in Ps:                                   # docs/published_model.md §1.3: P_iᵀ applied level by level
             coarse.append(P.T @ coarse[-1])
         np.testing.assert_allclose(ds[k]["meshes"][0].numpy(), coarse[8], atol=5e-5)
         np.testing.assert_allclose(ds[k]["meshes"][1].numpy(), coarse[7], atol=5e-5)

@@ -1,4 +1,4 @@
-"""The SPEC §4 loss: weights, real-slot reading, missing meshes."""
+"""The docs/published_model.md §4 loss: weights, real-slot reading, missing meshes."""
 import torch
 import torch.nn.functional as F
 

@@ -1,4 +1,4 @@
-"""Heavy-edge matching (HGN_SPEC §1.2): hand-checked meshes, an independent re-statement of the
+"""Heavy-edge matching (docs/published_model.md §1.2): hand-checked meshes, an independent re-statement of the
 spec compared on random meshes, binary-tree perms, and face validation."""
 import numpy as np
 import pytest
@@ -121,7 +121,7 @@ def random_meshes():
 
 # ----------------------------------------------------------------------------- the re-statement
 def reference_hem(faces, n, levels):
-    """HGN_SPEC §1.2 written out literally, on dense matrices (slow, readable)."""
+    """docs/published_model.md §1.2 written out literally, on dense matrices (slow, readable)."""
     W = np.zeros((n, n))
     for a, b, c in faces:
         for i, j in ((a, b), (b, c), (a, c)):

@@ -18,7 +18,7 @@ def hier():
 
 
 def dense_P(clusters, n_coarse):
-    """P_i of HGN_SPEC §1.3 built directly with NumPy: 0.5 per child of a pair, 1.0 for a singleton."""
+    """P_i of docs/published_model.md §1.3 built directly with NumPy: 0.5 per child of a pair, 1.0 for a singleton."""
     c = np.asarray(clusters)
     size = np.bincount(c, minlength=n_coarse)
     P = np.zeros((len(c), n_coarse))

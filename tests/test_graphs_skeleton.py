@@ -1,4 +1,4 @@
-"""Skeleton graphs (HGN_SPEC §1.1)."""
+"""Skeleton graphs (docs/published_model.md §1.1)."""
 import pytest
 import torch
 

@@ -1,4 +1,4 @@
-"""The dense reference (DenseHGN's layers) against SPEC §2 written out element by element."""
+"""The dense reference (DenseHGN's layers) against docs/published_model.md §2 written out element by element."""
 import torch
 
 from hgn_pyg.models.dense_reference import (
@@ -10,7 +10,7 @@ from hgn_pyg.models.dense_reference import (
 
 
 def test_dense_sem_graph_conv_follows_spec():
-    """SPEC §2.1 with loops: node 3 has no self loop (weight 0 on itself), node 4 is isolated
+    """docs/published_model.md §2.1 with loops: node 3 has no self loop (weight 0 on itself), node 4 is isolated
     (uniform 1/N over all nodes, itself through W0)."""
     torch.manual_seed(0)
     edges = torch.tensor([[0, 1], [1, 0], [1, 2], [2, 1], [2, 3], [3, 2], [0, 0], [1, 1], [2, 2]]).t()

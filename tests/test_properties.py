@@ -8,9 +8,9 @@ Covered:
 
 1. :func:`hgn_pyg.graphs.mesh_hierarchy` on random valid triangle meshes (random face subsets of a
    grid or of a subdivided icosahedron, randomly relabelled, unused vertices dropped): the
-   invariants of HGN_SPEC §1.2-§1.3; invalid meshes always raise ``GraphError``.
+   invariants of docs/published_model.md §1.2-§1.3; invalid meshes always raise ``GraphError``.
 2. :class:`hgn_pyg.nn.SemGraphConv` on random directed graphs: every kernel equal (forward and
-   gradients) for every ``isolated`` option, equal to an independent dense statement of SPEC §2.1,
+   gradients) for every ``isolated`` option, equal to an independent dense statement of docs/published_model.md §2.1,
    and equivariant under node relabelling.
 3. ``GraphHierarchy.pool/unpool`` and ``JointAssignment.pool/unpool`` against explicit means.
 4. :class:`hgn_pyg.nn.GraphNonLocal` equivariance under node permutation.
@@ -174,7 +174,7 @@ def _check_hierarchy(h, faces, nv, levels):
         assert c.shape == (n,)
         counts = np.bincount(c, minlength=n1)
         assert counts.size == n1 and counts.min() >= 1 and counts.max() <= 2
-        # each pair is an edge -- except the published row-0 walk quirk (SPEC §1.2): row 0 also
+        # each pair is an edge -- except the published row-0 walk quirk (docs/published_model.md §1.2): row 0 also
         # walks the first stored entry of row 1, so vertex 0 may be paired with that column.
         csr = h.adjacencies[i]
         quirk_col = int(csr.indices[csr.indptr[1]]) if n > 1 else -1
@@ -283,7 +283,7 @@ def test_hierarchy_pool_unpool(mesh, levels, seed, batch, channels):
 @given(mesh=random_meshes(max_size=2), levels=st.integers(1, 4), seed=st.integers(0, 2**16))
 def test_duplicate_faces_change_nothing(mesh, levels, seed):
     """Duplicate faces are an error by default; accepted on request they change nothing (edges
-    counted once, SPEC §1.2): same hierarchy."""
+    counted once, docs/published_model.md §1.2): same hierarchy."""
     faces, nv = mesh
     rng = np.random.default_rng(seed)
     dup = faces[rng.integers(0, len(faces), size=1 + len(faces) // 2)]
@@ -424,7 +424,7 @@ def test_sem_graph_conv_modes_agree(graph, batch, cin, cout, isolated, bias):
             grads.append(conv.bias.grad)
         results[mode] = (out.detach(), grads)
         torch.testing.assert_close(out.detach().double(), ref, atol=1e-5, rtol=1e-5,
-                                   msg=lambda m: f"mode {mode} vs SPEC §2.1 reference: {m}")
+                                   msg=lambda m: f"mode {mode} vs docs/published_model.md §2.1 reference: {m}")
     out_d, grads_d = results["dense"]
     for mode in _MODES[1:]:
         out_m, grads_m = results[mode]

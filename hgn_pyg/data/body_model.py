@@ -91,7 +91,7 @@ class BodyModel:
 
     @property
     def h36m_regressor(self) -> np.ndarray:
-        """``[17, V]`` regressor from mesh vertices to the Human3.6M joints (SPEC §1.1 order)."""
+        """``[17, V]`` regressor from mesh vertices to the Human3.6M joints (docs/published_model.md §1.1 order)."""
         if self._h36m is None:
             candidates = [self.path.parent / "J_regressor_h36m_correct.npy",
                           self.path.parent / "J_regressor_h36m.npy"]

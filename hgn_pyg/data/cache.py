@@ -84,7 +84,7 @@ def hierarchy_signature(hierarchy: Any, levels: Sequence[int]) -> Dict[str, Any]
     """What mesh targets coarsened through ``hierarchy`` at ``levels`` depend on.
 
     Covers the real/slot counts of every level, the cluster maps and the permutations (the
-    coarse vertex positions of SPEC §1.3 are a function of the cluster maps alone; the
+    coarse vertex positions of docs/published_model.md §1.3 are a function of the cluster maps alone; the
     permutations are included so that any rebuilt hierarchy gets a fresh cache).
     """
     clusters = [np.asarray(_to_numpy(c)) for c in hierarchy.clusters]

@@ -73,7 +73,7 @@ __all__ += ["normalize_pixels"]
 
 
 def normalize_pixels(uv: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
-    """SPEC §4 input normalisation ``uv / w · 2 − (1, h / w)``; uv ``[N, J, 2]``, w/h ``[N]``."""
+    """docs/published_model.md §4 input normalisation ``uv / w · 2 − (1, h / w)``; uv ``[N, J, 2]``, w/h ``[N]``."""
     w = np.asarray(width, dtype=np.float64)[:, None, None]
     h = np.asarray(height, dtype=np.float64)[:, None, None]
     offset = np.concatenate([np.ones_like(h), h / w], axis=-1)

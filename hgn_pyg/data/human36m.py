@@ -1,4 +1,4 @@
-"""Human3.6M in the Pose2Mesh annotation layout (real or synthetic), SPEC §4–§5.
+"""Human3.6M in the Pose2Mesh annotation layout (real or synthetic), docs/published_model.md §4–§5.
 
 Files read, per subject S, under ``root/annotations/``::
 
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 #: ``action_idx`` of the first action in the annotation files.
 ACTION_OFFSET = 2
-#: Subjects per protocol and split. Protocol 2 is the HGN / SPEC §4 split.
+#: Subjects per protocol and split. Protocol 2 is the HGN / docs/published_model.md §4 split.
 PROTOCOL_SUBJECTS: Dict[int, Dict[str, Tuple[int, ...]]] = {
     1: {"train": (1, 5, 6, 7, 8, 9), "test": (11,)},
     2: {"train": (1, 5, 6, 7, 8), "test": (9, 11)},
@@ -107,13 +107,13 @@ def _resolve_subjects(split: str, subjects: Optional[Iterable[int]], protocol: i
 
 
 class Human36M(PoseDataset):
-    r"""Human3.6M (Pose2Mesh annotation layout, real or synthetic) for HGN, SPEC §4–§5.
+    r"""Human3.6M (Pose2Mesh annotation layout, real or synthetic) for HGN, docs/published_model.md §4–§5.
 
     Args:
         root: data root holding ``annotations/Human36M_subject{S}_*.json``.
         split: ``"train"`` or ``"test"``.
         subjects: subject ids; default from ``protocol`` (protocol 2: train 1, 5, 6, 7, 8;
-            test 9, 11 — SPEC §4; protocol 1: train 1, 5, 6, 7, 8, 9; test 11).
+            test 9, 11 — docs/published_model.md §4; protocol 1: train 1, 5, 6, 7, 8, 9; test 11).
         subsample: keep frames with ``frame_idx % subsample == 0`` (default 5 train, 50 test).
         hierarchy: a :class:`~hgn_pyg.graphs.GraphHierarchy` built from the body model's faces;
             with it, items carry mesh targets at ``mesh_levels``.

@@ -18,7 +18,7 @@ from ..errors import DataError
 
 __all__ = ["SHAPE_LIMIT", "camera_root_pose", "camera_meshes", "mesh_targets"]
 
-#: Mesh targets whose shape has any |β| above this use β = 0 (SPEC §4).
+#: Mesh targets whose shape has any |β| above this use β = 0 (docs/published_model.md §4).
 SHAPE_LIMIT = 3.0
 
 
@@ -49,7 +49,7 @@ def _camera_forward(body: Any, pose: np.ndarray, shape: np.ndarray, trans: np.nd
 
 def camera_meshes(body: Any, pose: np.ndarray, shape: np.ndarray, trans: np.ndarray,
                   R: np.ndarray, t_mm: np.ndarray) -> torch.Tensor:
-    """World SMPL meshes taken into the camera, ``[N, V, 3]`` metres (float64), SPEC §4.
+    """World SMPL meshes taken into the camera, ``[N, V, 3]`` metres (float64), docs/published_model.md §4.
 
     ``SMPL(θ with root R·root, β) + (R·trans + t − J0 + R·J0)``, ``t`` in mm → m, ``β := 0`` when
     any ``|β| > 3``, ``J0`` the root joint of the forward pass.
@@ -84,7 +84,7 @@ def mesh_targets(body_model_path: Path, hierarchy: Any, levels: Sequence[int], p
     # Every camera view of a frame shares (θ, β), so run SMPL once per distinct (θ, β) in the
     # world frame, coarsen there (coarse vertices are convex means, so coarsening commutes with
     # the rigid map), and apply each camera to the few coarse vertices. ``camera_meshes`` keeps
-    # the SPEC's per-camera formula; the tests check that both agree.
+    # the published per-camera formula (docs/published_model.md §4); the tests check that both agree.
     shape = np.where(np.abs(shape).max(axis=1, keepdims=True) > SHAPE_LIMIT, 0.0, shape)
     params = np.concatenate([np.asarray(pose, np.float64), np.asarray(shape, np.float64)], axis=1)
     unique, inverse = np.unique(params, axis=0, return_inverse=True)

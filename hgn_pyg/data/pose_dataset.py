@@ -11,7 +11,7 @@ from ..errors import DataError
 
 __all__ = ["ACTIONS", "ROOT_JOINT", "NUM_JOINTS", "PoseDataset"]
 
-#: The 15 Human3.6M actions (SPEC §4 order); label ``k`` is ``action_idx = k + 2``.
+#: The 15 Human3.6M actions (docs/published_model.md §4 order); label ``k`` is ``action_idx = k + 2``.
 ACTIONS: Tuple[str, ...] = (
     "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing", "Purchases", "Sitting",
     "SittingDown", "Smoking", "Photo", "Waiting", "Walking", "WalkDog", "WalkTogether",

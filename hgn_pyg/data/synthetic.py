@@ -1,4 +1,4 @@
-"""A synthetic Human3.6M-format data set made with the open body model (SPEC §5 layout).
+"""A synthetic Human3.6M-format data set made with the open body model (docs/published_model.md §5 layout).
 
 ``python -m hgn_pyg.data.synthetic --out DIR [--frames N] [--seed S] [--subjects 1 5 ...]``
 writes, for each subject S (1, 5, 6, 7, 8, 9, 11 by default)::

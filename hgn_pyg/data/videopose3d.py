@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 
-#: Indices of the 17 HGN joints (SPEC §1.1) in the 32-joint Human3.6M mocap skeleton.
+#: Indices of the 17 HGN joints (docs/published_model.md §1.1) in the 32-joint Human3.6M mocap skeleton.
 H36M32_TO_17: Tuple[int, ...] = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 
 #: Alternative spellings of action names in the original Human3.6M sequence names.

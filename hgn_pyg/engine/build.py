@@ -294,7 +294,7 @@ def model_record(cfg: Config, hierarchy, body=None) -> Dict[str, Any]:
 
 
 def build_loss(cfg: Config, hierarchy):
-    """The SPEC §4 loss reading predictions at the hierarchy's real slots."""
+    """The docs/published_model.md §4 loss reading predictions at the hierarchy's real slots."""
     from hgn_pyg.engine.losses import HGNLoss
 
     return HGNLoss.from_hierarchy(hierarchy, cfg.MODEL.mesh_levels, joint_weight=cfg.TRAIN.joint_loss_weight,
@@ -345,7 +345,7 @@ class Batch:
 
 
 def collate(items: Sequence[Dict[str, Any]]) -> Batch:
-    """Stack data-set items (dicts with the keys of SPEC's loaders) into a :class:`Batch`.
+    """Stack data-set items (dicts with the keys of the published loaders) into a :class:`Batch`.
 
     Mesh targets are kept only when every item has them.
     """

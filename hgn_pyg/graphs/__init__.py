@@ -1,4 +1,4 @@
-"""Graphs of HGN: the skeleton (HGN_SPEC §1.1) and the coarsened mesh hierarchy (§1.2-§1.3).
+"""Graphs of HGN: the skeleton (docs/published_model.md §1.1) and the coarsened mesh hierarchy (§1.2-§1.3).
 
 * :func:`skeleton_graph` -- a joint set as a PyG ``Data`` (registry :data:`SKELETONS`).
 * :func:`mesh_hierarchy` -- heavy-edge-matching coarsening of a triangle mesh into a

@@ -1,6 +1,6 @@
 """Heavy-edge-matching (HEM) mesh coarsening, exactly as the published HGN pipeline did it.
 
-This module is the NumPy/SciPy core of :mod:`hgn_pyg.graphs` (HGN_SPEC §1.2):
+This module is the NumPy/SciPy core of :mod:`hgn_pyg.graphs` (docs/published_model.md §1.2):
 
 * :func:`classic_argsort` -- the tie order of ``numpy.argsort`` as numpy <= 1.23 computed it on
   every CPU (an introsort), written out here so that the partitions do not depend on the CPU's
@@ -284,7 +284,7 @@ def validate_faces(faces, num_vertices: int, allow_duplicate_faces: bool = False
 
 def faces_to_adjacency(faces, num_vertices: int,
                        allow_duplicate_faces: bool = False) -> sp.csr_matrix:
-    """Binary symmetric adjacency of a triangle mesh (HGN_SPEC §1.2).
+    """Binary symmetric adjacency of a triangle mesh (docs/published_model.md §1.2).
 
     ``W[a, b] = W[b, a] = 1`` for every face edge ``(v0, v1), (v1, v2), (v0, v2)``, duplicates
     counted once, no self loops.
@@ -334,7 +334,7 @@ def _canonical_csr(W, what: str = "W") -> sp.csr_matrix:
 
 
 def hem_one_level(W: sp.csr_matrix, rid: Sequence[int], weights: Sequence[float]) -> np.ndarray:
-    """One round of the published greedy heavy-edge matching (HGN_SPEC §1.2).
+    """One round of the published greedy heavy-edge matching (docs/published_model.md §1.2).
 
     Args:
         W: canonical CSR ``[N, N]`` (sorted column indices, no explicit zeros, no empty row).
@@ -389,7 +389,7 @@ def hem_one_level(W: sp.csr_matrix, rid: Sequence[int], weights: Sequence[float]
 
 
 def hem_coarsen(W, levels: int) -> Tuple[List[sp.csr_matrix], List[np.ndarray]]:
-    """Coarsen a graph ``levels`` times with the published heavy-edge matching (HGN_SPEC §1.2).
+    """Coarsen a graph ``levels`` times with the published heavy-edge matching (docs/published_model.md §1.2).
 
     At each level ``rid = classic_argsort(column sums of W)``; the degree weights are the column
     sums minus the diagonal at level 0 and the column sums later on; the coarse graph sums the
@@ -441,7 +441,7 @@ def hem_coarsen(W, levels: int) -> Tuple[List[sp.csr_matrix], List[np.ndarray]]:
 
 
 def binary_tree_perms(clusters: Sequence[np.ndarray]) -> List[np.ndarray]:
-    """Binary-tree slot orders for a coarsening (Defferrard et al., 2016; HGN_SPEC §1.2).
+    """Binary-tree slot orders for a coarsening (Defferrard et al., 2016; docs/published_model.md §1.2).
 
     Walking from the coarsest level down, each slot of level ``i + 1`` is expanded into two slots of
     level ``i``: the cluster's children in ascending vertex order, then one fake node when it has a

@@ -1,4 +1,4 @@
-"""Skeleton graphs (HGN_SPEC §1.1) as PyTorch Geometric ``Data`` objects.
+"""Skeleton graphs (docs/published_model.md §1.1) as PyTorch Geometric ``Data`` objects.
 
 A :class:`JointSet` describes a joint set (names, bones, left/right flip pairs, root); the registry
 :data:`SKELETONS` maps a name to one. :func:`skeleton_graph` turns a joint set into a ``Data`` with
@@ -83,7 +83,7 @@ class JointSet:
         return self._parents
 
 
-#: Human3.6M 17-joint skeleton of HGN_SPEC §1.1 (bones in the spec's order).
+#: Human3.6M 17-joint skeleton of docs/published_model.md §1.1 (bones in the spec's order).
 H36M = JointSet(
     name="h36m",
     joint_names=(

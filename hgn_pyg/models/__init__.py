@@ -1,6 +1,6 @@
 """HGN models.
 
-* :class:`HGN` / :class:`HGNOutput` -- the three-branch network (HGN_SPEC §3) built from
+* :class:`HGN` / :class:`HGNOutput` -- the three-branch network (docs/published_model.md §3) built from
   :mod:`hgn_pyg.nn` layers; ``HGN.from_official`` loads the published checkpoint.
 * :class:`DenseHGN` -- the published dense formulation with the published parameter names
   (reference for tests and benchmarks).

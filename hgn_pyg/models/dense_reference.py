@@ -1,16 +1,16 @@
 r"""The published HGN network in its dense formulation (reference implementation).
 
-:class:`DenseHGN` restates HGN_SPEC §2–§3 literally in plain PyTorch, the way the
+:class:`DenseHGN` restates docs/published_model.md §2–§3 literally in plain PyTorch, the way the
 published model computes it:
 
 * graph convolutions build an ``N × N`` logit matrix every call (``e_k`` on the
   nonzeros of the adjacency, ``-9e15`` elsewhere), soft-max it row-wise and
-  multiply densely (SPEC §2.1);
+  multiply densely (docs/published_model.md §2.1);
 * the non-local block materialises the ``[B, C, N, N]`` concatenation of
-  :math:`\theta_i` and :math:`\phi_j` before its ``1 × 1`` projection (SPEC §2.3);
+  :math:`\theta_i` and :math:`\phi_j` before its ``1 × 1`` projection (docs/published_model.md §2.3);
 * cross-scale transfers are ``Conv1d(N_in, N_out, 1)`` with nodes as channels
-  (SPEC §2.4);
-* the sequential fusion of SPEC §3 is written out line by line.
+  (docs/published_model.md §2.4);
+* the sequential fusion of docs/published_model.md §3 is written out line by line.
 
 Its parameter names and shapes are exactly those of the published checkpoint, so
 ``DenseHGN(...).load_state_dict(published_state_dict)`` works.  It is slow and
@@ -36,7 +36,7 @@ NEG_LOGIT = -9e15
 def dense_adjacency(edge_index: Tensor, num_nodes: int, add_self_loops: bool = False) -> Tensor:
     r"""Binary dense adjacency ``A[target, source] = 1`` from an ``edge_index [2, E]``.
 
-    With ``add_self_loops`` the diagonal is set too (the skeleton graph of SPEC §1.1).
+    With ``add_self_loops`` the diagonal is set too (the skeleton graph of docs/published_model.md §1.1).
     Rows without any edge stay all-zero (fake slots of a mesh level).
 
     Returns a float tensor ``[num_nodes, num_nodes]``.
@@ -51,7 +51,7 @@ def dense_adjacency(edge_index: Tensor, num_nodes: int, add_self_loops: bool = F
 
 
 class DenseSemGraphConv(nn.Module):
-    r"""Semantic graph convolution, dense published form (SPEC §2.1).
+    r"""Semantic graph convolution, dense published form (docs/published_model.md §2.1).
 
     .. math::
         L_{ij} = e_k \text{ if } A_{ij} \neq 0 \text{ else } -9\cdot10^{15},\quad
@@ -109,7 +109,7 @@ class DenseSemGraphConv(nn.Module):
 
 
 class _DenseGraphConv(nn.Module):
-    """Graph conv block (SPEC §2.2): SemGraphConv → BatchNorm1d over channels → ReLU."""
+    """Graph conv block (docs/published_model.md §2.2): SemGraphConv → BatchNorm1d over channels → ReLU."""
 
     def __init__(self, adj: Tensor, in_channels: int, out_channels: int,
                  dropout: Optional[float] = None):
@@ -131,7 +131,7 @@ class _DenseGraphConv(nn.Module):
 
 
 class _DenseResGraphConv(nn.Module):
-    """Residual block (SPEC §2.2): ``x + gconv2(gconv1(x))``."""
+    """Residual block (docs/published_model.md §2.2): ``x + gconv2(gconv1(x))``."""
 
     def __init__(self, adj: Tensor, channels: int, hidden: int, dropout: Optional[float] = None):
         super().__init__()
@@ -147,7 +147,7 @@ class _DenseResGraphConv(nn.Module):
 
 
 class DenseGraphNonLocal(nn.Module):
-    r"""Graph non-local block with the explicit concatenation (SPEC §2.3, published form).
+    r"""Graph non-local block with the explicit concatenation (docs/published_model.md §2.3, published form).
 
     .. math::
         f_{ij} = \mathrm{ReLU}(\mathbf{w}^\top[\theta(\mathbf{x}_i); \phi(\mathbf{x}_j)]) / N,\quad
@@ -206,7 +206,7 @@ class _DenseGraphNonLocalWrapper(nn.Module):
 
 
 class _DenseTransfer(nn.Module):
-    """Cross-scale transfer (SPEC §2.4): ``Conv1d(N_in, N_out, 1)`` with nodes as channels."""
+    """Cross-scale transfer (docs/published_model.md §2.4): ``Conv1d(N_in, N_out, 1)`` with nodes as channels."""
 
     def __init__(self, in_nodes: int, out_nodes: int):
         super().__init__()
@@ -230,7 +230,7 @@ _TRANSFERS: Tuple[Tuple[int, int, int], ...] = (
 
 
 class DenseHGN(nn.Module):
-    r"""The published HGN network (SPEC §3), dense formulation, published parameter names.
+    r"""The published HGN network (docs/published_model.md §3), dense formulation, published parameter names.
 
     Args:
         adj_joints: adjacency of the 17-joint skeleton ``[17, 17]`` (bones and self loops).

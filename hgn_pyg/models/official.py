@@ -1,6 +1,6 @@
 """Published-checkpoint compatibility: key mapping, checks, loading and export.
 
-The published HGN checkpoint (``final.pth.tar``, SPEC §6) names its tensors after the published
+The published HGN checkpoint (``final.pth.tar``, docs/published_model.md §6) names its tensors after the published
 module tree (``gconv_input.0.gconv.W``, ``gconv_layers_2_3.1.nonlocal1.theta.weight``,
 ``fc_1_3_4.conv.weight``, ...). :func:`official_key_map` lists, for an :class:`~hgn_pyg.models.HGN`
 built with ``fusion="official"``, every published key with the parameter(s) of ours it becomes
