@@ -52,7 +52,7 @@ from torch_geometric.utils import subgraph
 
 from ..errors import DataError
 from ..graphs import skeleton_graph
-from ..models.hgn import _skeleton_edges
+from ..models.hgn import skeleton_edges
 from . import cache as _cache
 from .human36m import DEFAULT_SKIP, DEFAULT_SUBSAMPLE, NUM_JOINTS, PROTOCOL_SUBJECTS, Human36M, annotation_path
 from .videopose3d import VideoPose3D
@@ -75,7 +75,7 @@ def skeleton_template(name: str = "h36m") -> Data:
     """The skeleton graph every sample carries: ``edge_index [2, E]`` (bones in both directions
     and one self loop per joint, in :class:`~hgn_pyg.models.HGN`'s own order, which it takes
     from the model), ``edge_type = arange(E)`` and ``num_nodes``. Human3.6M: 17 joints, E = 49."""
-    edge_index, num_nodes = _skeleton_edges(skeleton_graph(name))
+    edge_index, num_nodes = skeleton_edges(skeleton_graph(name))
     edge_index = edge_index.contiguous()
     return Data(edge_index=edge_index, edge_type=torch.arange(edge_index.size(1)),
                 num_nodes=num_nodes)

@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
 from hgn_pyg.config import Config
+from hgn_pyg.data.pose_graph import FORMATS
 from hgn_pyg.errors import CheckpointError, ConfigError, DataError
 
 __all__ = [
@@ -74,8 +75,9 @@ def _call_with_supported(fn, *args, **kwargs):
     return fn(*args, **use)
 
 
-#: The data-set layouts ``DATASET.format`` may name (the readers :func:`build_dataset` uses).
-DATASET_FORMATS = ("h36m", "videopose3d")
+#: The data-set layouts ``DATASET.format`` may name (the readers :func:`build_dataset` uses; their
+#: one home is :mod:`hgn_pyg.data.pose_graph`, which reads the same layouts).
+DATASET_FORMATS = FORMATS
 
 
 def _synthetic_kwargs(cfg: Config, body_path: Optional[Path]) -> Dict[str, Any]:

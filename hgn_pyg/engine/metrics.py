@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hgn_pyg.data.pose_dataset import ACTIONS
+
 __all__ = [
     "ACTIONS",
     "mpjpe",
@@ -34,13 +36,6 @@ __all__ = [
     "MetricAccumulator",
     "format_table",
 ]
-
-#: The 15 Human3.6M actions, in the order of docs/published_model.md §4 (action index ``k`` ↔
-#: ``ACTIONS[k]``).
-ACTIONS = (
-    "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing", "Purchases", "Sitting",
-    "SittingDown", "Smoking", "Photo", "Waiting", "Walking", "WalkDog", "WalkTogether",
-)
 
 ArrayLike = Union[Tensor, np.ndarray]
 

@@ -32,7 +32,7 @@ from hgn_pyg.nn import (
 )
 
 __all__ = ["HGN", "HGNOutput", "FusionStage", "fusion_schedule", "branch_birth_layer", "min_num_layers",
-           "PUBLISHED_SCHEDULE"]
+           "PUBLISHED_SCHEDULE", "skeleton_edges"]
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def fusion_schedule(num_layers: int = 4, num_mesh: int = 2) -> Tuple[FusionStage
 PUBLISHED_SCHEDULE: Tuple[FusionStage, ...] = fusion_schedule(4, 2)
 
 
-def _skeleton_edges(skeleton) -> Tuple[Tensor, int]:
+def skeleton_edges(skeleton) -> Tuple[Tensor, int]:
     """The skeleton's edges with one self loop per joint (docs/published_model.md §1.1), sorted
     by (target, source): the published order of the edge logits."""
     num_nodes = int(skeleton.num_nodes)
@@ -245,7 +245,7 @@ class HGN(nn.Module):
         self.schedule = fusion_schedule(num_layers, len(mesh_levels))
         self.branches: Tuple[int, ...] = tuple(range(1, len(mesh_levels) + 2))
 
-        joint_edges, num_joints = _skeleton_edges(skeleton)
+        joint_edges, num_joints = skeleton_edges(skeleton)
         graphs = {1: (joint_edges, num_joints)}
         for branch, lv in zip(self.branches[1:], mesh_levels):
             data = hierarchy.levels[lv]
