@@ -14,7 +14,7 @@ from .coarsening import (
     validate_faces,
 )
 from .hierarchy import GraphHierarchy, JointAssignment, mesh_hierarchy
-from .skeleton import COCO, H36M, SKELETONS, JointSet, register_skeleton, skeleton_graph
+from .skeleton import COCO, COCO17, H36M, SKELETONS, JointSet, register_skeleton, skeleton_graph
 
 __all__ = [
     "skeleton_graph",
@@ -22,6 +22,7 @@ __all__ = [
     "SKELETONS",
     "H36M",
     "COCO",
+    "COCO17",
     "register_skeleton",
     "mesh_hierarchy",
     "GraphHierarchy",

@@ -18,7 +18,7 @@ from torch_geometric.data import Data
 
 from ..errors import GraphError
 
-__all__ = ["JointSet", "SKELETONS", "register_skeleton", "skeleton_graph", "H36M", "COCO"]
+__all__ = ["JointSet", "SKELETONS", "register_skeleton", "skeleton_graph", "H36M", "COCO", "COCO17"]
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,22 @@ COCO = JointSet(
     root=17,
 )
 
+#: COCO's 17 keypoints as a detector writes them, with the 19 links of the COCO keypoint annotation
+#: (``categories[0]["skeleton"]``, made 0-based). The links form cycles (hips-shoulders quad, face),
+#: so :attr:`JointSet.parents` is a breadth-first spanning tree from the root, the left hip.
+COCO17 = JointSet(
+    name="coco17",
+    joint_names=COCO.joint_names[:17],
+    bones=(
+        (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+        (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+    ),
+    flip_pairs=COCO.flip_pairs,
+    root=11,
+)
+
 #: Registry of joint sets by name (add more with :func:`register_skeleton`).
-SKELETONS: Dict[str, JointSet] = {"h36m": H36M, "coco": COCO}
+SKELETONS: Dict[str, JointSet] = {"h36m": H36M, "coco": COCO, "coco17": COCO17}
 
 
 def register_skeleton(joint_set: JointSet, overwrite: bool = False) -> None:
