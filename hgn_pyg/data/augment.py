@@ -29,8 +29,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["H36M_SPREADS", "COCO_SPREADS", "JOINT_SPREADS", "DetectorNoise", "drop_keypoints",
-           "box_size"]
+__all__ = ["H36M_SPREADS", "COCO_SPREADS", "JOINT_SPREADS", "INPUT_CHANNELS", "DetectorNoise",
+           "KeypointAugmentation", "drop_keypoints", "box_size", "model_input"]
 
 #: COCO's per-keypoint annotation spreads (the OKS sigmas of the COCO keypoint evaluation), in
 #: COCO-17 order: nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles.
@@ -46,8 +46,24 @@ H36M_SPREADS: Tuple[float, ...] = (
     0.107, 0.107, 0.087, 0.089, 0.107, 0.087, 0.089, 0.107, 0.079, 0.026, 0.035, 0.079, 0.072,
     0.062, 0.079, 0.072, 0.062)
 
-#: Spreads by skeleton name.
-JOINT_SPREADS = {"h36m": H36M_SPREADS, "coco": COCO_SPREADS}
+#: Spreads by joint-set name (:data:`hgn_pyg.graphs.SKELETONS`).
+JOINT_SPREADS = {"h36m": H36M_SPREADS, "coco17": COCO_SPREADS}
+
+#: What the model can read per keypoint (``MODEL.in_channels``): 2 = ``(x, y)``; 3 = ``(x, y,
+#: score)``.
+INPUT_CHANNELS = (2, 3)
+
+
+def model_input(x: Tensor, score: Optional[Tensor], in_channels: int) -> Tensor:
+    """The model's input from filled keypoints ``x [..., K, 2]`` and scores ``[..., K]`` (``None``
+    = all 1): ``x`` itself for 2 channels, ``[x, score]`` ``[..., K, 3]`` for 3."""
+    if in_channels not in INPUT_CHANNELS:
+        raise ValueError(f"in_channels must be one of {INPUT_CHANNELS}, got {in_channels}")
+    if in_channels == 2:
+        return x
+    if score is None:
+        score = torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device)
+    return torch.cat([x, score.to(dtype=x.dtype, device=x.device).unsqueeze(-1)], dim=-1)
 
 
 def box_size(x: Tensor) -> Tensor:
@@ -181,3 +197,78 @@ def drop_keypoints(x: Tensor, score: Tensor, max_joints: int, prob: float = 1.0,
     drop = (rank < count.unsqueeze(1)) & chosen.unsqueeze(1)
     out = torch.where(drop.unsqueeze(-1), torch.full_like(x, float("nan")), x)
     return out, torch.where(drop, torch.zeros_like(score), score)
+
+
+class KeypointAugmentation:
+    """The training-time 2D input pipeline (``AUG`` section): optional Gaussian noise of fixed
+    standard deviation, :class:`DetectorNoise`, keypoint dropout (:func:`drop_keypoints`), then the
+    missing-keypoint policy of inference (:func:`hgn_pyg.data.keypoints.apply_missing_policy`).
+
+    Args:
+        joint_set: name of the input joint set (``"h36m"`` or ``"coco17"``): spreads, flip pairs
+            and the fill tree.
+        noise_std: standard deviation of plain Gaussian noise on the normalised input (0 = none).
+        detector: a :class:`DetectorNoise` (``None`` = none).
+        dropout_prob, max_dropped: keypoint dropout (frames chosen with ``dropout_prob`` lose
+            1..``max_dropped`` joints).
+        min_score: keypoints scored below it count as missing (as at inference).
+
+    Call: ``aug(x [B, K, 2], score [B, K] or None, generator) -> (filled x [B, K, 2], score [B, K])``
+    (missing joints have score 0). With nothing switched on it returns ``x`` unchanged and the
+    given (or all-one) scores, drawing nothing.
+    """
+
+    def __init__(self, joint_set: str = "h36m", noise_std: float = 0.0,
+                 detector: Optional[DetectorNoise] = None, dropout_prob: float = 0.0,
+                 max_dropped: int = 0, min_score: Optional[float] = None):
+        from .keypoints import DEFAULT_MIN_SCORE
+
+        self.joint_set = joint_set
+        self.noise_std = float(noise_std)
+        self.detector = detector
+        self.dropout_prob = float(dropout_prob)
+        self.max_dropped = int(max_dropped)
+        self.min_score = DEFAULT_MIN_SCORE if min_score is None else float(min_score)
+
+    @classmethod
+    def from_config(cls, aug, joint_set: str = "h36m") -> "KeypointAugmentation":
+        """From an ``AUG`` config section (:class:`hgn_pyg.config.AugConfig`)."""
+        from ..graphs.skeleton import SKELETONS
+
+        detector = None
+        if aug.detector_noise > 0 or aug.outlier_prob > 0 or aug.swap_prob > 0 or aug.missing_prob > 0:
+            js = SKELETONS[joint_set]
+            detector = DetectorNoise(spreads=JOINT_SPREADS[joint_set], flip_pairs=js.flip_pairs,
+                                     noise=aug.detector_noise, outlier_prob=aug.outlier_prob,
+                                     outlier_scale=aug.outlier_scale, swap_prob=aug.swap_prob,
+                                     missing_prob=aug.missing_prob)
+        return cls(joint_set, aug.noise_std, detector, aug.keypoint_dropout, aug.max_dropped)
+
+    @property
+    def active(self) -> bool:
+        return (self.noise_std > 0 or self.detector is not None
+                or (self.dropout_prob > 0 and self.max_dropped > 0))
+
+    def __call__(self, x: Tensor, score: Optional[Tensor] = None,
+                 generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+        from .keypoints import apply_missing_policy
+
+        if score is None:
+            score = torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device)
+        if not self.active:
+            return x, score
+        if self.noise_std > 0:  # drawn first, as before this pipeline existed
+            x = x + self.noise_std * torch.randn(x.shape, generator=generator, dtype=x.dtype,
+                                                 device=x.device)
+        if self.detector is not None:
+            x, det_score = self.detector(x, generator)
+            score = torch.minimum(score, det_score)
+        if self.dropout_prob > 0 and self.max_dropped > 0:
+            x, score = drop_keypoints(x, score, self.max_dropped, self.dropout_prob, generator)
+        filled, missing = apply_missing_policy(x, score, self.min_score, self.joint_set)
+        return filled, torch.where(missing, torch.zeros_like(score), score)
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(joint_set={self.joint_set!r}, noise_std={self.noise_std}, "
+                f"detector={self.detector}, dropout_prob={self.dropout_prob}, "
+                f"max_dropped={self.max_dropped})")
