@@ -5,7 +5,6 @@ from typing import NamedTuple, Tuple
 import pytest
 import torch
 from torch import nn
-from torch_geometric.data import Data
 
 from hgn_pyg.config import Config, apply_overrides
 from hgn_pyg.data.human36m import PoseDataset
@@ -13,6 +12,7 @@ from hgn_pyg.engine.evaluator import evaluate, make_loader
 from hgn_pyg.engine.losses import HGNLoss
 from hgn_pyg.engine.trainer import Trainer, make_experiment_dir
 from hgn_pyg.errors import ConfigError
+from test_engine_trainer import FakeHierarchy
 
 
 class Out(NamedTuple):
@@ -34,15 +34,6 @@ class Recorder(nn.Module):
         h = self.lin(x.flatten(1))
         m = h[:, 51:]
         return Out(h[:, :51].view(-1, 17, 3), (m[:, :18].view(-1, 6, 3), m[:, 18:].view(-1, 5, 3)))
-
-
-class FakeHierarchy:
-    num_slots = {8: 6, 7: 5}
-    levels = {8: Data(edge_index=torch.tensor([[0, 2], [2, 0]]), num_nodes=6),
-              7: Data(edge_index=torch.tensor([[1, 0], [0, 1]]), num_nodes=5)}
-
-    def real_slots(self, level):
-        return {8: torch.tensor([0, 2, 3, 5]), 7: torch.tensor([1, 0, 4])}[level]
 
 
 def dataset(n, seed, score=False):
