@@ -68,6 +68,11 @@ def _run(args: argparse.Namespace) -> int:
         if saved.MODEL != cfg.MODEL:
             log.info("using the MODEL section stored in %s", ckpt_path)
             cfg.MODEL = saved.MODEL
+        # the input keypoint set is part of the architecture (the input node map) too
+        stored_set = ckpt["config"].get("DATASET", {}).get("input_joint_set", "human36")
+        if stored_set != cfg.DATASET.input_joint_set:
+            log.info("using DATASET.input_joint_set %r stored in %s", stored_set, ckpt_path)
+            cfg = config_from_dict({"DATASET": {"input_joint_set": stored_set}}, source=cfg.source, base=cfg)
     if not (out_dir / "config.yaml").exists():
         cfg.save(out_dir / "config.yaml")
 
@@ -81,7 +86,8 @@ def _run(args: argparse.Namespace) -> int:
     mean_pose = ckpt.get("mean_pose")
     if mean_pose is None:
         log.info("computing the training mean pose for the baseline")
-        mean_pose = build.train_mean_pose(build.build_dataset(cfg, "train", None, None))
+        targets_only = config_from_dict({"DATASET": {"use_gt_input": True}}, source=cfg.source, base=cfg)
+        mean_pose = build.train_mean_pose(build.build_dataset(targets_only, "train", None, None))
     results = evaluate(model, loader, device, progress=cfg.EXPERIMENT.progress)
     baseline = mean_pose_baseline(mean_pose, loader)
     results["baseline"] = baseline

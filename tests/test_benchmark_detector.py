@@ -55,3 +55,21 @@ def test_quick_run_end_to_end(tmp_path):
     assert "--quick: not a measurement" in (out / "results.md").read_text()
     # a second call reuses the finished trainings
     assert bench.main(["--quick", "--out", str(out), "--runs", "gt", "--eval-only"]) == 0
+
+    # hgn_pyg.test on the detected-like track gives the benchmark's figure; a COCO-input
+    # checkpoint brings its input joint set (the input node map) along
+    from hgn_pyg.test import main as test_main
+
+    config = str(BENCH_DIR.parent / "configs" / "hgn_synthetic.yaml")
+    common = ["--config", config, "--set", f"DATASET.root={out / 'synthetic'}", "--set", "TEST.vis=false",
+              "--set", "EXPERIMENT.progress=false"]
+    for run, sets, cond in (
+            ("detector_score", ["DATASET.use_gt_input=false", f"DATASET.npz_2d={bench.DETECTED_FILE}"], "detected"),
+            ("coco", [], "coco")):
+        ckpt = (out / "runs" / run / "DONE").read_text().strip()
+        args = common + ["--checkpoint", ckpt, "--out", str(tmp_path / f"test_{run}")]
+        for x in sets:
+            args += ["--set", x]
+        assert test_main(args) == 0
+        got = json.loads((tmp_path / f"test_{run}" / "results.json").read_text())
+        assert got["MPJPE"] == pytest.approx(res[run][cond]["MPJPE"], abs=1e-6)

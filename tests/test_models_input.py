@@ -6,6 +6,7 @@ import torch
 
 from hgn_pyg.config import Config, apply_overrides
 from hgn_pyg.engine.build import build_model
+from hgn_pyg.errors import CheckpointError
 from hgn_pyg.graphs import mesh_hierarchy, skeleton_graph
 from hgn_pyg.models import HGN
 
@@ -60,6 +61,8 @@ def test_input_nodes_other_count_and_errors(hierarchy):
     m.reset_parameters()
     assert not torch.equal(before, m.input_map.weight)
     assert HGN(skeleton_graph("h36m"), hierarchy, mesh_levels=(3, 2), hidden_channels=8).input_map is None
+    with pytest.raises(CheckpointError, match="input node map"):
+        m.to_official_state_dict()  # the published format cannot hold it: never dropped silently
 
 
 def test_config_builds_the_input_options(hierarchy):

@@ -262,6 +262,9 @@ def official_key_map(model) -> List[KeyMapEntry]:
         raise CheckpointError(
             f"the published checkpoint format needs an HGN with fusion='official', "
             f"not fusion={getattr(model, 'fusion', None)!r}")
+    if getattr(model, "input_map", None) is not None:
+        raise CheckpointError("the published checkpoint format has no input node map: this HGN reads "
+                              f"{model.input_nodes} keypoints of another set (input_nodes)")
     graphs = _graph_names(model)
     b = _Builder(model)
     b.conv_block("gconv_input.0", model.input_block, graphs[1])
