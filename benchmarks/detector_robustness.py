@@ -49,7 +49,7 @@ if str(ROOT) not in sys.path:
 from hgn_pyg.config import Config, config_from_dict, load_config  # noqa: E402
 from hgn_pyg.data.augment import drop_keypoints  # noqa: E402
 from hgn_pyg.data.keypoints import apply_missing_policy, coco_to_h36m  # noqa: E402
-from hgn_pyg.data.human36m import PoseDataset  # noqa: E402
+from hgn_pyg.data.pose_dataset import PoseDataset  # noqa: E402
 from hgn_pyg.engine import build  # noqa: E402
 from hgn_pyg.engine.checkpoint import load_checkpoint  # noqa: E402
 from hgn_pyg.engine.evaluator import evaluate, make_loader  # noqa: E402

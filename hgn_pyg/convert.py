@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import pickle
 import sys
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -56,50 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------- reading meshes
-class _Opaque:
-    """Stand-in for classes a faces-only read does not need (chumpy arrays of an SMPL .pkl)."""
-
-    def __init__(self, *args, **kwargs):
-        self.args = args
-
-    def __setstate__(self, state):
-        self.state = state
-
-
-class _FacesUnpickler(pickle.Unpickler):
-    """Unpickles an SMPL model file without importing chumpy and without running other code:
-    numpy and scipy.sparse reconstructors are allowed, chumpy classes become :class:`_Opaque`."""
-
-    # exact (module, name) pairs: a prefix allow-list would admit any numpy callable, and some
-    # of those execute code
-    _ALLOWED = frozenset({
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), ("_codecs", "encode"),
-    } | {(m, c) for m in ("scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr",
-                          "scipy.sparse._csr", "scipy.sparse.coo", "scipy.sparse._coo",
-                          "scipy.sparse")
-         for c in ("csc_matrix", "csr_matrix", "coo_matrix")})
-    _BUILTINS = frozenset({"object", "set", "frozenset", "dict", "list", "tuple", "int", "float",
-                           "complex", "bytes", "bytearray", "str", "slice", "range"})
-
-    def find_class(self, module: str, name: str):
-        if module.split(".")[0] == "chumpy":
-            return _Opaque
-        if module in ("__builtin__", "builtins"):
-            if name in self._BUILTINS:
-                return super().find_class("builtins", name)
-            raise pickle.UnpicklingError(f"refusing to load builtins.{name}")
-        if module.startswith("numpy.dtypes") and name.endswith("DType"):
-            return super().find_class(module, name)
-        if (module, name) in self._ALLOWED:
-            if module == "numpy.core.multiarray":
-                module = "numpy._core.multiarray" if hasattr(np, "_core") else module
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
 def _faces_array(arr, path: Path, key: str = "faces"):
     from hgn_pyg.errors import DataError
 
@@ -148,6 +103,7 @@ def load_mesh_faces(path) -> Tuple[np.ndarray, int]:
         DataError: missing, unreadable or malformed file (naming it).
     """
     from hgn_pyg.errors import DataError
+    from hgn_pyg.untrusted import load_npz, load_pickle
 
     path = Path(path)
     if not path.is_file():
@@ -163,16 +119,15 @@ def load_mesh_faces(path) -> Tuple[np.ndarray, int]:
             faces = _faces_array(np.loadtxt(path, delimiter="," if suffix == ".csv" else None,
                                             ndmin=2), path)
         elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                key = next((k for k in ("f", "faces") if k in z.files), None)
-                if key is None:
-                    raise DataError(f"{path}: no 'f' or 'faces' array (keys: {', '.join(z.files)})")
-                faces = _faces_array(z[key], path, key)
-                if "v_template" in z.files:
-                    num_vertices = int(z["v_template"].shape[0])
+            z = load_npz(path, keys=("f", "faces", "v_template"), placeholders=("chumpy",))
+            key = next((k for k in ("f", "faces") if k in z), None)
+            if key is None:
+                raise DataError(f"{path}: no 'f' or 'faces' array")
+            faces = _faces_array(z[key], path, key)
+            if "v_template" in z:
+                num_vertices = int(z["v_template"].shape[0])
         elif suffix == ".pkl":
-            with open(path, "rb") as fh:
-                data = _FacesUnpickler(fh, encoding="latin1").load()
+            data = load_pickle(path, placeholders=("chumpy",))  # only the faces are needed
             if not isinstance(data, dict) or not any(k in data for k in ("f", "faces")):
                 raise DataError(f"{path}: not an SMPL model file (a dict with 'f')")
             key = "f" if "f" in data else "faces"
@@ -185,7 +140,7 @@ def load_mesh_faces(path) -> Tuple[np.ndarray, int]:
                             "(expected .pkl, .npz, .npy, .txt or .obj)")
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: cannot read the mesh ({msg})") from None
     used = int(faces.max()) + 1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hgn_pyg.data import human36m as h36m_mod
+from hgn_pyg.data import mesh_targets as mesh_mod
 from hgn_pyg.data.human36m import ACTIONS, DEFAULT_SKIP, Human36M, camera_meshes, camera_root_pose
 from hgn_pyg.errors import DataError
 
@@ -160,7 +160,7 @@ def tiny_hierarchy():
 
 def test_mesh_targets_with_tiny_body(root, tmp_path, monkeypatch, tiny_hierarchy):
     body = TinyBody(tiny_hierarchy.num_real[0])
-    monkeypatch.setattr(h36m_mod, "_load_body_model", lambda path: body)
+    monkeypatch.setattr(mesh_mod, "_load_body_model", lambda path: body)
     bm = tmp_path / "tiny_body.pkl"
     bm.write_bytes(b"stand-in body model file")
     ds = Human36M(root, split="train", subjects=[9], subsample=5, hierarchy=tiny_hierarchy,
@@ -212,7 +212,7 @@ def test_mesh_targets_with_tiny_body(root, tmp_path, monkeypatch, tiny_hierarchy
 
 
 def test_vertex_count_mismatch_is_a_data_error(root, tmp_path, monkeypatch, tiny_hierarchy):
-    monkeypatch.setattr(h36m_mod, "_load_body_model", lambda path: TinyBody(10))
+    monkeypatch.setattr(mesh_mod, "_load_body_model", lambda path: TinyBody(10))
     bm = tmp_path / "b.pkl"
     bm.write_bytes(b"x")
     with pytest.raises(DataError, match="vertices"):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from hgn_pyg.config import Config, apply_overrides
-from hgn_pyg.data.human36m import PoseDataset
+from hgn_pyg.data.pose_dataset import PoseDataset
 from hgn_pyg.engine.evaluator import evaluate, make_loader
 from hgn_pyg.engine.losses import HGNLoss
 from hgn_pyg.engine.trainer import Trainer, make_experiment_dir

@@ -10,7 +10,8 @@ from .camera import (
     world_to_camera,
     world_to_camera_quat,
 )
-from .human36m import ACTIONS, DEFAULT_SKIP, PROTOCOL_SUBJECTS, Human36M, PoseDataset
+from .human36m import DEFAULT_SKIP, PROTOCOL_SUBJECTS, Human36M
+from .pose_dataset import ACTIONS, PoseDataset
 from .videopose3d import H36M32_TO_17, H36M_CAMERAS, VideoPose3D, h36m_cameras
 
 __all__ = [

@@ -6,12 +6,17 @@ Every function broadcasts over leading dimensions (``[..., 3]`` points).
 """
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = ["world_to_camera", "camera_to_world", "project", "normalize_screen_coordinates"]
 
 
 def world_to_camera(X, R, t):
-    """``X_c = R·X + t``: X ``[..., 3]``, R ``[3, 3]``, t ``[3]`` -> ``[..., 3]``."""
-    return X @ R.T + t
+    """``X_c = R·X + t``: X ``[..., 3]``, R ``[3, 3]``, t ``[3]`` -> ``[..., 3]``.
+
+    One camera per sample: X ``[N, P, 3]``, R ``[N, 3, 3]``, t ``[N, 1, 3]``.
+    """
+    return X @ R.swapaxes(-1, -2) + t
 
 
 def camera_to_world(Xc, R, t):
@@ -62,3 +67,14 @@ def world_to_camera_quat(X, orientation, position):
 
     R = quaternion_to_matrix(orientation)
     return (np.asarray(X, dtype=np.float64) - np.asarray(position, dtype=np.float64)) @ R
+
+
+__all__ += ["normalize_pixels"]
+
+
+def normalize_pixels(uv: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """SPEC §4 input normalisation ``uv / w · 2 − (1, h / w)``; uv ``[N, J, 2]``, w/h ``[N]``."""
+    w = np.asarray(width, dtype=np.float64)[:, None, None]
+    h = np.asarray(height, dtype=np.float64)[:, None, None]
+    offset = np.concatenate([np.ones_like(h), h / w], axis=-1)
+    return uv / w * 2.0 - offset

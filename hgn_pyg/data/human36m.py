@@ -30,27 +30,33 @@ then pure tensor indexing.
 """
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from ..errors import DataError
 from . import cache as _cache
+from .camera import normalize_pixels, project, world_to_camera
+from .mesh_targets import SHAPE_LIMIT, camera_meshes, camera_root_pose, mesh_targets
+from .pose_dataset import ACTIONS, NUM_JOINTS, ROOT_JOINT, PoseDataset
+from .validate import (
+    as_array,
+    as_int,
+    as_positive,
+    check_rotation,
+    data_error,
+    describe,
+    get_key,
+    key_path,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
-#: The 15 Human3.6M actions (SPEC §4 order); label ``k`` is ``action_idx = k + 2``.
-ACTIONS: Tuple[str, ...] = (
-    "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing", "Purchases", "Sitting",
-    "SittingDown", "Smoking", "Photo", "Waiting", "Walking", "WalkDog", "WalkTogether",
-)
 #: ``action_idx`` of the first action in the annotation files.
 ACTION_OFFSET = 2
 #: Subjects per protocol and split. Protocol 2 is the HGN / SPEC §4 split.
@@ -62,281 +68,10 @@ PROTOCOL_SUBJECTS: Dict[int, Dict[str, Tuple[int, ...]]] = {
 DEFAULT_SUBSAMPLE: Dict[str, int] = {"train": 5, "test": 50}
 #: Corrupt sequences skipped by default: (subject, action_idx, subaction_idx).
 DEFAULT_SKIP: Tuple[Tuple[int, int, int], ...] = ((9, 5, 2), (9, 10, 2), (9, 13, 1))
-#: Pelvis index of the 17-joint Human3.6M skeleton.
-ROOT_JOINT = 0
-NUM_JOINTS = 17
-#: Mesh targets whose shape has any |β| above this use β = 0 (SPEC §4).
-SHAPE_LIMIT = 3.0
 #: Bumped whenever the computation of cached tensors changes.
 CACHE_VERSION = 2  # 2: mesh targets from one world-frame SMPL pass per frame
 
 PathLike = Union[str, os.PathLike]
-
-
-# --------------------------------------------------------------------------------------------
-# validation helpers (shared with videopose3d.py)
-# --------------------------------------------------------------------------------------------
-def key_path(keys: Sequence[Any]) -> str:
-    """``["2"]["1"]["15"]`` for the key sequence ``("2", "1", "15")`` (ints shown as ``[3]``)."""
-    return "".join(f"[{k}]" if isinstance(k, int) else f'["{k}"]' for k in keys)
-
-
-def data_error(path: PathLike, keys: Sequence[Any], message: str) -> DataError:
-    """A :class:`DataError` naming the file and the key path: ``file: ["a"]["b"]: message``."""
-    where = f"{path}: {key_path(keys)}: " if keys else f"{path}: "
-    return DataError(where + message)
-
-
-def read_json(path: PathLike, what: str = "") -> Any:
-    """Parse a JSON file; a missing, unreadable, truncated or malformed file is a DataError."""
-    path = Path(path)
-    suffix = f" ({what})" if what else ""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found{suffix}") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read file{suffix} ({exc.strerror or exc})") from None
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: malformed or truncated JSON at line {exc.lineno} column "
-                        f"{exc.colno} ({exc.msg})") from None
-    except (ValueError, RecursionError) as exc:  # bad encoding, absurd nesting
-        raise DataError(f"{path}: not a valid JSON file ({type(exc).__name__}: {exc})") from None
-
-
-def get_key(obj: Any, key: Any, path: PathLike, keys: Sequence[Any], what: str = "") -> Any:
-    """``obj[key]`` for a mapping ``obj``; a DataError names the file and key when it is missing."""
-    if not isinstance(obj, Mapping):
-        raise data_error(path, keys, f"expected an object, got {type(obj).__name__}")
-    if key not in obj:
-        label = f" ({what})" if what else ""
-        raise data_error(path, list(keys) + [key], f"missing key{label}")
-    return obj[key]
-
-
-def as_array(value: Any, shape: Tuple[int, ...], path: PathLike, keys: Sequence[Any],
-             what: str) -> np.ndarray:
-    """``value`` as a finite float64 array of ``shape`` (``-1`` = any length), else DataError."""
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError):
-        arr = None
-    if arr is None or arr.dtype.kind not in "biuf":
-        raise data_error(path, keys, f"expected {what} as numbers, got {_describe(value)}")
-    if arr.ndim != len(shape) or any(s != -1 and s != n for s, n in zip(shape, arr.shape)):
-        want = "×".join("N" if s == -1 else str(s) for s in shape)
-        got = "×".join(str(n) for n in arr.shape) if arr.ndim else "a scalar"
-        raise data_error(path, keys, f"expected {want} {what}, got {got}")
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise data_error(path, keys, f"{what} contains NaN or Inf")
-    return arr
-
-
-def as_int(value: Any, path: PathLike, keys: Sequence[Any]) -> int:
-    """An integer field (an integral float is accepted), else DataError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise data_error(path, keys, f"expected an integer, got {_describe(value)}")
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise data_error(path, keys, f"expected an integer, got {value!r}")
-    return int(value)
-
-
-def as_positive(value: Any, path: PathLike, keys: Sequence[Any]) -> float:
-    """A finite, strictly positive number, else DataError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value <= 0:
-        raise data_error(path, keys, f"expected a positive number, got {_describe(value)}")
-    return float(value)
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{type(value).__name__} {text}"
-
-
-def check_rotation(R: np.ndarray, path: PathLike, keys: Sequence[Any]) -> None:
-    """DataError unless ``R`` is a proper rotation (orthonormal, det +1) within 1e-3."""
-    err = np.abs(R @ R.T - np.eye(3)).max()
-    if err > 1e-3 or np.linalg.det(R) < 0:
-        raise data_error(path, keys, f"R is not a rotation matrix (|R·Rᵀ − I| = {err:.3g}, "
-                                     f"det = {np.linalg.det(R):.3g})")
-
-
-def normalize_pixels(uv: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
-    """SPEC §4 input normalisation ``uv / w · 2 − (1, h / w)``; uv ``[N, J, 2]``, w/h ``[N]``."""
-    w = np.asarray(width, dtype=np.float64)[:, None, None]
-    h = np.asarray(height, dtype=np.float64)[:, None, None]
-    offset = np.concatenate([np.ones_like(h), h / w], axis=-1)
-    return uv / w * 2.0 - offset
-
-
-# --------------------------------------------------------------------------------------------
-# the dataset base: contiguous tensors, items by pure indexing
-# --------------------------------------------------------------------------------------------
-class PoseDataset(Dataset):
-    r"""A pose data set held as contiguous tensors; an item is pure indexing.
-
-    Item (``dataset[i]``), a dict:
-
-    * ``input_2d`` ``[17, 2]`` float32 — normalised 2D joints;
-    * ``joints_3d`` ``[17, 3]`` float32 — camera-frame joints relative to the pelvis, metres;
-    * ``meshes`` — tuple of ``[num_real[level], 3]`` float32, one per mesh level (metres,
-      relative to the ground-truth pelvis, original cluster order); *absent* when the data set
-      has no mesh targets (so that torch's ``default_collate`` works either way);
-    * ``action`` (int 0..14, :data:`ACTIONS`), ``subject`` (int);
-    * ``score_2d`` ``[17]`` float32 — the confidence of each input keypoint (0 = missing, filled
-      by the policy of :mod:`hgn_pyg.data.keypoints`); *absent* when the data set has none
-      (ground-truth input: every keypoint certain), see :mod:`hgn_pyg.data.input_2d`.
-
-    ``dataset[indices]`` with a list / LongTensor of indices returns the batched dict (the same
-    keys with a leading batch dimension, ``action``/``subject`` as LongTensors) in one gather;
-    :meth:`loader` builds a :class:`~torch.utils.data.DataLoader` that uses this path.
-    ``__getitems__`` (used by DataLoader's default batching) returns per-sample dicts made from
-    one batched gather.
-    """
-
-    #: Tensor names every subclass stores (``meshes_<k>`` are added per mesh level).
-    _REQUIRED = ("input_2d", "joints_3d", "action", "subject")
-
-    def __init__(self, tensors: Mapping[str, torch.Tensor], mesh_levels: Sequence[int] = ()):
-        super().__init__()
-        missing = [k for k in self._REQUIRED if k not in tensors]
-        if missing:
-            raise DataError(f"{type(self).__name__}: internal tensors missing {missing}")
-        self._tensors: Dict[str, torch.Tensor] = dict(tensors)
-        self.mesh_levels: Tuple[int, ...] = tuple(int(level) for level in mesh_levels)
-        self._input = self._tensors["input_2d"]
-        self._joints = self._tensors["joints_3d"]
-        self._meshes: Tuple[torch.Tensor, ...] = tuple(
-            self._tensors[f"meshes_{k}"] for k in range(len(self.mesh_levels)))
-        self._score: Optional[torch.Tensor] = self._tensors.get("score_2d")
-        self._action_t = self._tensors["action"]
-        self._subject_t = self._tensors["subject"]
-        self._action: List[int] = self._action_t.tolist()
-        self._subject: List[int] = self._subject_t.tolist()
-
-    # -- size and items ------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self._action)
-
-    @property
-    def has_meshes(self) -> bool:
-        """Whether items carry mesh targets."""
-        return len(self._meshes) > 0
-
-    @property
-    def num_joints(self) -> int:
-        return int(self._joints.shape[1])
-
-    def __getitem__(self, index: Any) -> Dict[str, Any]:
-        if isinstance(index, (int, np.integer)):
-            item = {
-                "input_2d": self._input[index],
-                "joints_3d": self._joints[index],
-                "action": self._action[index],
-                "subject": self._subject[index],
-            }
-            if self._meshes:
-                item["meshes"] = tuple(m[index] for m in self._meshes)
-            if self._score is not None:
-                item["score_2d"] = self._score[index]
-            return item
-        return self.batch(index)
-
-    def batch(self, indices: Any) -> Dict[str, Any]:
-        """The batched dict for ``indices`` (list, range, NumPy array or LongTensor)."""
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        out = {
-            "input_2d": self._input.index_select(0, idx),
-            "joints_3d": self._joints.index_select(0, idx),
-            "action": self._action_t.index_select(0, idx),
-            "subject": self._subject_t.index_select(0, idx),
-        }
-        if self._meshes:
-            out["meshes"] = tuple(m.index_select(0, idx) for m in self._meshes)
-        if self._score is not None:
-            out["score_2d"] = self._score.index_select(0, idx)
-        return out
-
-    def __getitems__(self, indices: Sequence[int]) -> List[Dict[str, Any]]:
-        b = self.batch(indices)
-        n = len(b["action"])
-        cols = [b["input_2d"].unbind(0), b["joints_3d"].unbind(0), b["action"].tolist(),
-                b["subject"].tolist()]
-        items = [{"input_2d": cols[0][k], "joints_3d": cols[1][k], "action": cols[2][k],
-                  "subject": cols[3][k]} for k in range(n)]
-        if self._meshes:
-            per_level = [m.unbind(0) for m in b["meshes"]]
-            for k in range(n):
-                items[k]["meshes"] = tuple(level[k] for level in per_level)
-        if self._score is not None:
-            for k, row in enumerate(b["score_2d"].unbind(0)):
-                items[k]["score_2d"] = row
-        return items
-
-    @staticmethod
-    def collate(items: Any) -> Dict[str, Any]:
-        """Stack a list of items into a batched dict (an already batched dict passes through)."""
-        if isinstance(items, Mapping):
-            return dict(items)
-        items = list(items)
-        out = {
-            "input_2d": torch.stack([it["input_2d"] for it in items]),
-            "joints_3d": torch.stack([it["joints_3d"] for it in items]),
-            "action": torch.as_tensor([int(it["action"]) for it in items], dtype=torch.long),
-            "subject": torch.as_tensor([int(it["subject"]) for it in items], dtype=torch.long),
-        }
-        if items and items[0].get("meshes") is not None:
-            out["meshes"] = tuple(torch.stack([it["meshes"][k] for it in items])
-                                  for k in range(len(items[0]["meshes"])))
-        if items and items[0].get("score_2d") is not None:
-            out["score_2d"] = torch.stack([it["score_2d"] for it in items])
-        return out
-
-    def loader(self, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False,
-               generator: Optional[torch.Generator] = None, **kwargs: Any) -> DataLoader:
-        """A DataLoader yielding batched dicts through one gather per batch (the fast path).
-
-        ``kwargs`` go to :class:`~torch.utils.data.DataLoader` (e.g. ``num_workers``,
-        ``pin_memory``); the sampling is :class:`RandomSampler` with ``generator`` when
-        ``shuffle``, else sequential.
-        """
-        base = RandomSampler(self, generator=generator) if shuffle else SequentialSampler(self)
-        sampler = BatchSampler(base, batch_size=batch_size, drop_last=drop_last)
-        return DataLoader(self, sampler=sampler, batch_size=None, **kwargs)
-
-    # -- whole-data access ---------------------------------------------------------------------
-    def tensors(self) -> Dict[str, torch.Tensor]:
-        """All stored tensors by name (shared storage, not copies): ``input_2d [N,17,2]``,
-        ``joints_3d [N,17,3]``, ``meshes_<k> [N,R_k,3]``, ``action [N]``, ``subject [N]`` and
-        per-subclass extras (Human36M: ``frame_info [N,5]`` = subject, action_idx,
-        subaction_idx, frame_idx, cam_idx; ``root_3d [N,3]`` camera-frame pelvis in metres;
-        ``focal [N,2]``, ``center [N,2]``, ``image_size [N,2]`` (w, h) in pixels)."""
-        return dict(self._tensors)
-
-    def mean_pose(self) -> torch.Tensor:
-        """Mean of ``joints_3d`` over the data set, ``[17, 3]`` (on the train split: the
-        training mean for the mean-pose baseline)."""
-        if len(self) == 0:
-            raise DataError(f"{type(self).__name__}: mean_pose() of an empty data set")
-        return self._joints.double().mean(0).float()
-
-    def mean_meshes(self) -> Tuple[torch.Tensor, ...]:
-        """Mean of each mesh target over the data set (empty tuple without meshes)."""
-        if len(self) == 0:
-            raise DataError(f"{type(self).__name__}: mean_meshes() of an empty data set")
-        return tuple(m.double().mean(0).float() for m in self._meshes)
-
-    def action_counts(self) -> Dict[str, int]:
-        """Number of samples per action name."""
-        counts = torch.bincount(self._action_t, minlength=len(ACTIONS)).tolist()
-        return {name: int(c) for name, c in zip(ACTIONS, counts)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,7 +258,7 @@ class Human36M(PoseDataset):
                             f"{key_path([str(info[1]), str(info[2]), str(info[3])])}: joints "
                             f"behind camera {info[4]} (Z <= 0), cannot project")
         with np.errstate(over="ignore", invalid="ignore"):
-            uv = cam[..., :2] / z * cat["focal"][:, None, :] + cat["center"][:, None, :]
+            uv = project(cam, cat["focal"][:, None, :], cat["center"][:, None, :])
         w, h = cat["image_size"][:, 0], cat["image_size"][:, 1]
         bad = ~(np.isfinite(uv).all(axis=(1, 2)) & np.isfinite(cam).all(axis=(1, 2)))
         if bad.any():
@@ -564,26 +299,26 @@ def _read_subject(subject: int, files: Dict[str, Path], subsample: int,
     images = get_key(data, "images", data_path, [])
     anns = get_key(data, "annotations", data_path, [])
     if not isinstance(images, list):
-        raise data_error(data_path, ["images"], f"expected a list, got {_describe(images)}")
+        raise data_error(data_path, ["images"], f"expected a list, got {describe(images)}")
     if not isinstance(anns, list):
-        raise data_error(data_path, ["annotations"], f"expected a list, got {_describe(anns)}")
+        raise data_error(data_path, ["annotations"], f"expected a list, got {describe(anns)}")
     by_id: Dict[int, int] = {}
     for i, img in enumerate(images):
         by_id[as_int(get_key(img, "id", data_path, ["images", i]), data_path, ["images", i, "id"])] = i
 
     cameras_raw = read_json(cam_path, f"subject {subject} cameras")
     if not isinstance(cameras_raw, Mapping):
-        raise data_error(cam_path, [], f"expected an object of cameras, got {_describe(cameras_raw)}")
+        raise data_error(cam_path, [], f"expected an object of cameras, got {describe(cameras_raw)}")
     joints_raw = read_json(j3d_path, f"subject {subject} 3D joints")
     if not isinstance(joints_raw, Mapping):
-        raise data_error(j3d_path, [], f"expected an object of actions, got {_describe(joints_raw)}")
+        raise data_error(j3d_path, [], f"expected an object of actions, got {describe(joints_raw)}")
     smpl_raw = None
     if not joints_only:
         smpl_path = files["smpl_param"]
         smpl_raw = read_json(smpl_path, f"subject {subject} SMPL parameters")
         if not isinstance(smpl_raw, Mapping):
             raise data_error(smpl_path, [], f"expected an object of actions, got "
-                                            f"{_describe(smpl_raw)}")
+                                            f"{describe(smpl_raw)}")
 
     skip_set = {(a, sa) for (s, a, sa) in skip if s == subject}
     cameras: Dict[int, Tuple[np.ndarray, ...]] = {}
@@ -658,7 +393,7 @@ def _read_subject(subject: int, files: Dict[str, Path], subsample: int,
     }
     world = np.asarray(out["joints_world"], dtype=np.float64).reshape(n, NUM_JOINTS, 3)
     with np.errstate(over="ignore", invalid="ignore"):
-        res["joints_cam"] = np.einsum("nij,nkj->nki", res["cam_R"], world) + res["cam_t"][:, None, :]
+        res["joints_cam"] = world_to_camera(world, res["cam_R"], res["cam_t"][:, None, :])
     if not joints_only:
         res["smpl_pose"] = np.asarray(out["smpl_pose"], dtype=np.float64).reshape(n, 72)
         res["smpl_shape"] = np.asarray(out["smpl_shape"], dtype=np.float64).reshape(n, 10)
@@ -687,7 +422,7 @@ def _lookup_smpl(smpl: Mapping, action: int, sub: int, frame: int,
     keys = [str(action), str(sub), str(frame)]
     for depth, k in enumerate(keys):
         if not isinstance(node, Mapping):
-            raise data_error(path, keys[:depth], f"expected an object, got {_describe(node)}")
+            raise data_error(path, keys[:depth], f"expected an object, got {describe(node)}")
         if k not in node:
             return None
         node = node[k]
@@ -697,101 +432,6 @@ def _lookup_smpl(smpl: Mapping, action: int, sub: int, frame: int,
     shape = as_array(get_key(node, "shape", path, keys), (10,), path, keys + ["shape"], "SMPL shape values")
     trans = as_array(get_key(node, "trans", path, keys), (3,), path, keys + ["trans"], "SMPL trans values")
     return pose, shape, trans
-
-
-# --------------------------------------------------------------------------------------------
-# mesh targets
-# --------------------------------------------------------------------------------------------
-def camera_root_pose(pose: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """SMPL poses ``[N, 72]`` with the root rotation (axis-angle) replaced by ``R·root``."""
-    from scipy.spatial.transform import Rotation
-
-    out = np.array(pose, dtype=np.float64, copy=True)
-    root = Rotation.from_rotvec(out[:, :3]).as_matrix()
-    out[:, :3] = Rotation.from_matrix(np.einsum("nij,njk->nik", R, root)).as_rotvec()
-    return out
-
-
-def _camera_forward(body: Any, pose: np.ndarray, shape: np.ndarray, trans: np.ndarray,
-                    R: np.ndarray, t_mm: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(SMPL(θ with root R·root, β) [N, V, 3], R·trans + t − J0 + R·J0 [N, 3] float64)``."""
-    shape = np.where(np.abs(shape).max(axis=1, keepdims=True) > SHAPE_LIMIT, 0.0, shape)
-    cam_pose = camera_root_pose(pose, R)
-    verts, joints = body.forward(torch.as_tensor(cam_pose, dtype=torch.float32),
-                                 torch.as_tensor(shape, dtype=torch.float32), None)
-    j0 = torch.as_tensor(joints).detach().double()[:, 0]                    # [N, 3]
-    Rt = torch.as_tensor(R, dtype=torch.float64)
-    offset = (torch.einsum("nij,nj->ni", Rt, torch.as_tensor(trans, dtype=torch.float64))
-              + torch.as_tensor(t_mm, dtype=torch.float64) / 1000.0
-              - j0 + torch.einsum("nij,nj->ni", Rt, j0))
-    return torch.as_tensor(verts).detach(), offset
-
-
-def camera_meshes(body: Any, pose: np.ndarray, shape: np.ndarray, trans: np.ndarray,
-                  R: np.ndarray, t_mm: np.ndarray) -> torch.Tensor:
-    """World SMPL meshes taken into the camera, ``[N, V, 3]`` metres (float64), SPEC §4.
-
-    ``SMPL(θ with root R·root, β) + (R·trans + t − J0 + R·J0)``, ``t`` in mm → m, ``β := 0`` when
-    any ``|β| > 3``, ``J0`` the root joint of the forward pass.
-    """
-    verts, offset = _camera_forward(body, pose, shape, trans, R, t_mm)
-    return verts.double() + offset[:, None, :]
-
-
-def _load_body_model(path: Path) -> Any:
-    from .body_model import load_body_model
-
-    return load_body_model(path)
-
-
-def mesh_targets(body_model_path: Path, hierarchy: Any, levels: Sequence[int], pose: np.ndarray,
-                 shape: np.ndarray, trans: np.ndarray, R: np.ndarray, t_mm: np.ndarray,
-                 pelvis_mm: np.ndarray, batch_size: int = 512) -> List[torch.Tensor]:
-    """Mesh targets ``[N, num_real[level], 3]`` (float32, metres, relative to the Human3.6M
-    pelvis ``pelvis_mm [N, 3]``) for each level, SMPL run ``batch_size`` frames at a time."""
-    body = _load_body_model(body_model_path)
-    num_vertices = int(body.num_vertices)
-    if int(hierarchy.num_real[0]) != num_vertices:
-        raise DataError(f"{body_model_path}: body model has {num_vertices} vertices but the mesh "
-                        f"hierarchy's level 0 has {int(hierarchy.num_real[0])}; build the "
-                        f"hierarchy from this body model's faces")
-    n = len(pose)
-    out = [torch.empty(n, int(hierarchy.num_real[level]), 3) for level in levels]
-    if n == 0:
-        return out
-    # The camera only rotates and shifts the posed body: SMPL(θ with root R·root, β) + (R·trans +
-    # t − J0 + R·J0) = R·(SMPL(θ, β) + trans) + t exactly (the pose correctives ignore the root).
-    # Every camera view of a frame shares (θ, β), so run SMPL once per distinct (θ, β) in the
-    # world frame, coarsen there (coarse vertices are convex means, so coarsening commutes with
-    # the rigid map), and apply each camera to the few coarse vertices. ``camera_meshes`` keeps
-    # the SPEC's per-camera formula; the tests check that both agree.
-    shape = np.where(np.abs(shape).max(axis=1, keepdims=True) > SHAPE_LIMIT, 0.0, shape)
-    params = np.concatenate([np.asarray(pose, np.float64), np.asarray(shape, np.float64)], axis=1)
-    unique, inverse = np.unique(params, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    world = [torch.empty(len(unique), int(hierarchy.num_real[level]), 3, dtype=torch.float64)
-             for level in levels]
-    step = max(1, batch_size)
-    with torch.no_grad():
-        for start in range(0, len(unique), step):
-            sl = slice(start, min(len(unique), start + step))
-            verts, _ = body.forward(torch.as_tensor(unique[sl, :72], dtype=torch.float32),
-                                    torch.as_tensor(unique[sl, 72:], dtype=torch.float32), None)
-            verts = torch.as_tensor(verts).detach().float()
-            for k, level in enumerate(levels):
-                world[k][sl] = torch.as_tensor(hierarchy.coarsen_vertices(verts, level)).double()
-        Rt = torch.as_tensor(np.asarray(R), dtype=torch.float64)
-        shift = (torch.as_tensor(np.asarray(t_mm), dtype=torch.float64)
-                 - torch.as_tensor(np.asarray(pelvis_mm), dtype=torch.float64)) / 1000.0
-        trans_t = torch.as_tensor(np.asarray(trans), dtype=torch.float64)
-        idx = torch.as_tensor(inverse, dtype=torch.long)
-        for start in range(0, n, 8192):
-            sl = slice(start, min(n, start + 8192))
-            for k in range(len(levels)):
-                pts = world[k][idx[sl]] + trans_t[sl, None, :]
-                cam_pts = torch.einsum("nij,nvj->nvi", Rt[sl], pts) + shift[sl, None, :]
-                out[k][sl] = cam_pts.float()
-    return out
 
 
 __all__ = [
@@ -809,4 +449,5 @@ __all__ = [
     "camera_meshes",
     "mesh_targets",
     "normalize_pixels",
+    "SHAPE_LIMIT",
 ]

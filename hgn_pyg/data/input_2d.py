@@ -69,7 +69,9 @@ def read_track_2d(path: PathLike, frame_info: np.ndarray,
     Raises :class:`DataError` naming the file and key when a subject, sequence, camera or frame is
     missing or an array has the wrong shape.
     """
-    from .human36m import ACTIONS, ACTION_OFFSET, data_error
+    from .human36m import ACTION_OFFSET
+    from .pose_dataset import ACTIONS
+    from .validate import data_error
     from .videopose3d import _load_npz_dict
 
     path = Path(path)
@@ -124,7 +126,8 @@ def coco_projections(root: PathLike, frame_info: np.ndarray) -> np.ndarray:
     """Pixel projections ``[N, 17, 2]`` of the COCO-17 keypoints of ``frame_info``'s frames, read
     from ``root/annotations/Human36M_subject{S}_joint_3d_coco.json`` and the camera files."""
     from .camera import project, world_to_camera
-    from .human36m import _read_camera, annotation_path, as_array, get_key, read_json
+    from .human36m import _read_camera, annotation_path
+    from .validate import as_array, get_key, read_json
 
     info = np.asarray(frame_info, dtype=np.int64).reshape(-1, 5)
     out = np.empty((len(info), 17, 2))
@@ -157,7 +160,8 @@ def with_input_2d(ds, root: PathLike, input_joint_set: str = "human36",
     ``ds`` must carry ``frame_info [N, 5]`` and ``image_size [N, 2]`` (a
     :class:`~hgn_pyg.data.human36m.Human36M`). Returns ``ds`` itself for the default input.
     """
-    from .human36m import PoseDataset, normalize_pixels
+    from .camera import normalize_pixels
+    from .pose_dataset import PoseDataset
 
     if input_joint_set not in INPUT_JOINT_SETS:
         raise DataError(f"input joint set {input_joint_set!r}: expected one of {list(INPUT_JOINT_SETS)}")

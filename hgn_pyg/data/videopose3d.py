@@ -32,16 +32,11 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .camera import quaternion_to_matrix, world_to_camera_quat
-from .human36m import (
-    ACTIONS,
-    DEFAULT_SUBSAMPLE,
-    PROTOCOL_SUBJECTS,
-    PoseDataset,
-    as_array,
-    data_error,
-    normalize_pixels,
-)
+from ..untrusted import load_npz
+from .camera import normalize_pixels, quaternion_to_matrix, world_to_camera_quat
+from .human36m import DEFAULT_SUBSAMPLE, PROTOCOL_SUBJECTS
+from .pose_dataset import ACTIONS, PoseDataset
+from .validate import as_array, data_error
 
 log = logging.getLogger(__name__)
 
@@ -187,19 +182,13 @@ def parse_action(name: str) -> Optional[int]:
 
 
 def _load_npz_dict(path: Path, key: str) -> Dict[str, Any]:
-    """``np.load(path)[key]`` as a dict (pickled object arrays allowed), else DataError."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        with np.load(path, allow_pickle=True) as npz:
-            if key not in npz.files:
-                raise DataError(f"{path}: [\"{key}\"]: missing key (file has {sorted(npz.files)})")
-            value = npz[key]
-            meta = npz["metadata"] if "metadata" in npz.files else None
-    except DataError:
-        raise
-    except Exception as exc:  # zip/pickle/format errors of a truncated or foreign file
-        raise DataError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    """``path[key]`` as a dict (a pickled object array, read by :func:`hgn_pyg.untrusted.load_npz`),
+    else DataError."""
+    npz = load_npz(path, keys=(key, "metadata"))  # the restricted reader: no code runs
+    if key not in npz:
+        raise DataError(f"{path}: [\"{key}\"]: missing key")
+    value = npz[key]
+    meta = npz.get("metadata")
     try:
         value = value.item() if isinstance(value, np.ndarray) and value.dtype == object \
             and value.shape == () else value
@@ -238,7 +227,7 @@ class VideoPose3D(PoseDataset):
         camera_indices: which of the four cameras to use (default all).
 
     Items: ``input_2d [17, 2]``, ``joints_3d [17, 3]`` (metres, pelvis-relative, camera frame),
-    ``action``, ``subject``; see :class:`~hgn_pyg.data.human36m.PoseDataset`. Extra tensors:
+    ``action``, ``subject``; see :class:`~hgn_pyg.data.pose_dataset.PoseDataset`. Extra tensors:
     ``root_3d [N, 3]``, ``frame_info [N, 3]`` (subject, frame, camera), ``image_size [N, 2]``.
     """
 
