@@ -138,6 +138,20 @@ def test_sets(cfg: Config, seed: int) -> Dict[str, object]:
 
 
 def evaluate_run(ckpt: Path, sets: Dict[str, object], conditions: Sequence[str]) -> Dict[str, dict]:
+    """The run's figures per condition, cached beside the checkpoint's run folder
+    (``runs/<name>/eval.json``, keyed by the checkpoint path and its modification time)."""
+    cache = ckpt.parents[2] / "eval.json"
+    key = f"{ckpt}@{ckpt.stat().st_mtime_ns}"
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key and all(c in saved["results"] for c in conditions):
+            return {c: saved["results"][c] for c in conditions}
+    out = _evaluate_run(ckpt, sets, conditions)
+    cache.write_text(json.dumps({"key": key, "results": out}, indent=2) + "\n")
+    return out
+
+
+def _evaluate_run(ckpt: Path, sets: Dict[str, object], conditions: Sequence[str]) -> Dict[str, dict]:
     state = load_checkpoint(ckpt, map_location="cpu")
     cfg = config_from_dict(state["config"], source=str(ckpt))
     hierarchy = build.build_hierarchy(cfg)
