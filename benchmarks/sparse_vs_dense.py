@@ -9,6 +9,14 @@ embedded open body's coarsening hierarchy), batch 1 and 64, 128 channels, forwar
   ``dense`` (N x N masked soft-max attention, one GEMM), ``torch.sparse`` (CSR spmm over
   ``[N, B*C]``), ``torch_sparse`` (``SparseTensor`` spmm, when installed), ``scatter`` (PyG
   ``propagate``: gather + scatter-add per edge) and ``auto`` (the layer's own choice).
+* ``typed_batches``: a PyG ``Batch`` of 64 graphs (the skeleton, or the level-8 / level-7 coarse
+  meshes) through ``SemGraphConv``'s typed-edge path (``forward(x, edge_index, edge_type,
+  batch)``, kernel ``auto`` = torch.sparse CSR, and ``scatter``) beside its shared-topology path
+  on the same 64 graphs (``x [64, N, C]``, built from the template: ``shared``) and PyG's
+  ``GATConv(C, C, heads=2, concat=False)`` (also a per-edge soft-max, with one ``[C, 2C]``
+  projection like SemGraphConv's ``W_0 | W_1``) on the same batch. ``typed`` and ``shared`` must
+  agree (output and every gradient, relative 1e-4); ``mixed`` rows use a batch of different graphs
+  (each of the 64 graphs loses 0-3 random nodes; edges keep their template type).
 * ``gcn_aggregation``: for reference, the plain GCN aggregation ``A_hat @ X`` with
   ``A_hat = D^-1/2 (A + I) D^-1/2`` (PyG's ``gcn_norm``) and ``X [N, B*128]``: dense, torch.sparse,
   torch_sparse, PyG scatter message passing (no ``auto``: it is not an hgn_pyg layer).
@@ -54,7 +62,10 @@ try:  # as a script (benchmarks/ on sys.path) or as a module of the benchmarks p
 except ImportError:  # pragma: no cover
     from benchmarks import _common as common  # noqa: E402
 
-BENCHMARKS = ("semgraphconv", "gcn_aggregation")
+BENCHMARKS = ("semgraphconv", "typed_batches", "gcn_aggregation")
+TYPED_MODES = ("shared", "typed", "typed_scatter", "gatconv", "typed_mixed", "gatconv_mixed")
+TYPED_GRAPHS = ("skeleton", "level8", "level7")
+TYPED_BATCH = 64
 SGC_MODES = ("dense", "torch.sparse", "torch_sparse", "scatter", "auto")
 GCN_MODES = ("dense", "torch.sparse", "torch_sparse", "scatter")
 PASSES = ("fwd", "fwd+bwd")
@@ -134,6 +145,8 @@ def build_graphs(names: Sequence[str] = GRAPH_NAMES) -> List[GraphSpec]:
 # ----------------------------------------------------------------------------- kernels
 def available_modes(benchmark: str) -> Tuple[List[str], List[str]]:
     """(modes to run, notes about skipped modes)."""
+    if benchmark == "typed_batches":
+        return list(TYPED_MODES), []
     modes = list(SGC_MODES if benchmark == "semgraphconv" else GCN_MODES)
     notes = []
     if not common.has_torch_sparse():
@@ -198,22 +211,7 @@ class _Case:
 
     def _sgc_callable(self, mode: str) -> Callable[[], Tuple[Tensor, ...]]:
         layer = self._sgc_layer(mode)
-        params = [p for p in layer.parameters()]
-        x, gout = self.x, self.grad_out
-        if self.pass_ == "fwd":
-            layer.eval()
-
-            def fwd():
-                with torch.no_grad():
-                    return (layer(x),)
-            return fwd
-        xg = x.clone().requires_grad_(True)
-
-        def fwd_bwd():
-            out = layer(xg)
-            grads = torch.autograd.grad(out, [xg] + params, gout)
-            return (out.detach(),) + tuple(grads)
-        return fwd_bwd
+        return _layer_callable(self.pass_, layer, layer, self.x, self.grad_out)
 
     def _gcn_callable(self, mode: str) -> Callable[[], Tuple[Tensor, ...]]:
         N = self.graph.num_nodes
@@ -253,6 +251,106 @@ class _Case:
             (gx,) = torch.autograd.grad(out, [xg], gout)
             return out.detach(), gx
         return fwd_bwd
+
+
+class _TypedCase:
+    """SemGraphConv's typed-edge path on a PyG batch of ``batch`` graphs beside its
+    shared-topology path and GATConv(heads=2, concat=False) (see the module docstring)."""
+
+    checked_modes = ("shared", "typed", "typed_scatter")  # must agree with each other
+
+    def __init__(self, graph: GraphSpec, batch: int, channels: int, pass_: str,
+                 device: torch.device, seed: int = 0):
+        from torch_geometric.data import Batch, Data
+
+        from hgn_pyg.nn import SemGraphConv
+
+        self.benchmark, self.graph, self.batch, self.pass_ = "typed_batches", graph, batch, pass_
+        self.channels, self.device = channels, device
+        gen = torch.Generator().manual_seed(seed)
+        N, C, E = graph.num_nodes, channels, graph.num_edges
+        types = torch.arange(E)
+        self.template = SemGraphConv(C, C, graph.edge_index, N, isolated="uniform")
+        with torch.no_grad():
+            self.template.edge_logits.copy_(torch.randn(E, generator=gen))
+        self.x = torch.randn(batch, N, C, generator=gen).to(device)
+        self.grad_out = torch.randn(batch, N, C, generator=gen).to(device)
+        copies = Batch.from_data_list([Data(edge_index=graph.edge_index, edge_type=types,
+                                            num_nodes=N) for _ in range(batch)])
+        mixed = []
+        for _ in range(batch):  # drop 0-3 random nodes; edges keep their template type
+            keep = torch.ones(N, dtype=torch.bool)
+            keep[torch.randperm(N, generator=gen)[:int(torch.randint(4, (1,), generator=gen))]] = False
+            new_id = keep.long().cumsum(0) - 1
+            cols = keep[graph.edge_index].all(0).nonzero().view(-1)
+            mixed.append(Data(edge_index=new_id[graph.edge_index[:, cols]], edge_type=cols,
+                              num_nodes=int(keep.sum())))
+        mixed = Batch.from_data_list(mixed)
+        self.inputs = {
+            "copies": (self.x.reshape(-1, C), copies.edge_index.to(device),
+                       copies.edge_type.to(device), copies.batch.to(device)),
+            "mixed": (torch.randn(mixed.num_nodes, C, generator=gen).to(device),
+                      mixed.edge_index.to(device), mixed.edge_type.to(device),
+                      mixed.batch.to(device)),
+        }
+        self.mixed_grad_out = torch.randn(mixed.num_nodes, C, generator=gen).to(device)
+
+    def auto_choice(self) -> str:
+        return ""
+
+    def _layer(self, mode: str) -> torch.nn.Module:
+        from torch_geometric.nn import GATConv
+
+        from hgn_pyg.nn import SemGraphConv
+
+        C = self.channels
+        if mode.startswith("gatconv"):
+            torch.manual_seed(0)
+            return GATConv(C, C, heads=2, concat=False).to(self.device)
+        if mode == "shared":
+            return self.template.to(self.device)
+        layer = SemGraphConv(C, C, num_edge_types=self.graph.num_edges, isolated="uniform",
+                             mode="scatter" if mode == "typed_scatter" else "auto")
+        layer.load_state_dict(self.template.state_dict())
+        return layer.to(self.device)
+
+    def callable(self, mode: str) -> Callable[[], Tuple[Tensor, ...]]:
+        layer = self._layer(mode)
+        which = "mixed" if mode.endswith("_mixed") else "copies"
+        x, ei, et, batch = self.inputs[which]
+        gout = self.mixed_grad_out if which == "mixed" else self.grad_out.reshape(x.shape)
+        if mode == "shared":
+            x, gout = self.x, self.grad_out
+            run = lambda xx: layer(xx)  # noqa: E731
+        elif mode.startswith("gatconv"):
+            run = lambda xx: layer(xx, ei)  # noqa: E731
+        else:
+            run = lambda xx: layer(xx, ei, et, batch)  # noqa: E731
+        return _layer_callable(self.pass_, layer, run, x, gout,
+                               post=lambda t: t.reshape(-1, t.size(-1)))  # [B*N, C]
+
+
+def _layer_callable(pass_: str, layer: torch.nn.Module, run: Callable[[Tensor], Tensor],
+                    x: Tensor, gout: Tensor, post: Callable[[Tensor], Tensor] = lambda t: t
+                    ) -> Callable[[], Tuple[Tensor, ...]]:
+    """``fwd``: ``run(x)`` in eval mode without grad; ``fwd+bwd``: the output and the gradients of
+    ``x`` and of every parameter of ``layer`` for ``grad_out``; tensors of node rows go through
+    ``post`` (a common layout for the agreement check)."""
+    params = list(layer.parameters())
+    if pass_ == "fwd":
+        layer.eval()
+
+        def fwd():
+            with torch.no_grad():
+                return (post(run(x)),)
+        return fwd
+    xg = x.clone().requires_grad_(True)
+
+    def fwd_bwd():
+        out = run(xg)
+        grads = torch.autograd.grad(out, [xg] + params, gout)
+        return (post(out.detach()), post(grads[0])) + tuple(grads[1:])
+    return fwd_bwd
 
 
 class _ScatterAggregation(MessagePassing):
@@ -316,13 +414,16 @@ def measure_case(case: _Case, modes: Sequence[str], settings: Settings,
     fns: Dict[str, Callable[[], Tuple[Tensor, ...]]] = {}
     first_ms: Dict[str, float] = {}
     reference: Optional[Tuple[Tensor, ...]] = None
-    ref_mode = run_modes[0]  # "dense" whenever it runs (it comes first)
+    checked = getattr(case, "checked_modes", run_modes)
+    ref_mode = [m for m in run_modes if m in checked][0]  # "dense" whenever it runs
     for m in run_modes:
         fn = case.callable(m)
         out, ms, peak = common.run_with_peak_memory(fn, case.device)
         fns[m], first_ms[m] = fn, ms
         rows[m].peak_mem_mb = peak
-        if reference is None:
+        if m not in checked:
+            pass
+        elif reference is None:
             reference = tuple(t.detach() for t in out)
             rows[m].max_rel_err = 0.0
         else:
@@ -374,6 +475,28 @@ def auto_check(rows: Sequence[Row]) -> List[Tuple[Row, float, str]]:
         best = min(others, key=lambda m: others[m].median_ms)
         out.append((auto, auto.median_ms / others[best].median_ms, best))
     return out
+
+
+def typed_check(rows: Sequence[Row]) -> str:
+    """The typed-path targets: typed no slower than GATConv(heads=2, concat=False) and within
+    1.5x of the shared-topology path, per graph and pass."""
+    cell = {(r.graph, r.pass_, r.mode): r.median_ms for r in rows if r.benchmark == "typed_batches"}
+    keys = list(dict.fromkeys((r.graph, r.num_nodes, r.pass_) for r in rows
+                              if r.benchmark == "typed_batches"))
+    if not keys:
+        return ""
+    body = []
+    for graph, n, pass_ in keys:
+        t, gat, shared = (cell.get((graph, pass_, m), math.nan) for m in ("typed", "gatconv", "shared"))
+        tm, gm = cell.get((graph, pass_, "typed_mixed"), math.nan), cell.get(
+            (graph, pass_, "gatconv_mixed"), math.nan)
+        body.append([pass_, f"{graph} ({n})", f"{t / gat:.2f}", "yes" if t <= gat else "NO",
+                     f"{t / shared:.2f}", "yes" if t <= 1.5 * shared else "NO", f"{tm / gm:.2f}"])
+    batch = next(r.batch for r in rows if r.benchmark == "typed_batches")
+    return (f"### typed edges on a PyG batch of {batch} graphs (targets: typed <= GATConv, "
+            "typed <= 1.5x shared)\n\n" + common.markdown_table(
+                ["pass", "graph (N)", "typed / GATConv", "ok", "typed / shared", "ok",
+                 "mixed: typed / GATConv"], body))
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -469,6 +592,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help=f"comma-separated subset of {','.join(GRAPH_NAMES)}")
     p.add_argument("--batches", default="1,64", help="comma-separated batch sizes")
     p.add_argument("--channels", type=int, default=128)
+    p.add_argument("--typed-batch", type=int, default=TYPED_BATCH,
+                   help="graphs per PyG batch in the typed_batches benchmark")
     p.add_argument("--benchmarks", default=",".join(BENCHMARKS),
                    help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     p.add_argument("--rounds", type=int, default=None,
@@ -514,9 +639,13 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
         modes, mode_notes = available_modes(bench)
         notes.extend(mode_notes)
         for g in graphs:
-            for batch in batches:
+            if bench == "typed_batches" and g.name not in TYPED_GRAPHS:
+                continue
+            for batch in ([args.typed_batch] if bench == "typed_batches" else batches):
                 for pass_ in PASSES:
-                    case = _Case(bench, g, batch, args.channels, pass_, device)
+                    case = (_TypedCase(g, batch, args.channels, pass_, device)
+                            if bench == "typed_batches"
+                            else _Case(bench, g, batch, args.channels, pass_, device))
                     rows.extend(measure_case(case, modes, settings, log))
                     del case
     for r in rows:
@@ -549,6 +678,9 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
                      f"{len(checks)}; auto chose a slower kernel and lost more than "
                      f"{AUTO_TOLERANCE}x in {len(wrong)}.")
         report.append("\n".join(lines))
+    typed = typed_check(rows)
+    if typed:
+        report.append(typed)
     big = [r for r in rows if r.benchmark == "semgraphconv" and r.num_nodes >= 6000
            and r.mode in ("torch.sparse", "torch_sparse") and not math.isnan(r.speedup_vs_dense)]
     if big:

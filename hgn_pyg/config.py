@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -57,7 +58,8 @@ class DatasetConfig:
 
     Published keys: ``train_list``, ``test_list``, ``input_joint_set``,
     ``target_joint_set``, ``workers``, ``use_gt_input``.  Ours: ``root`` (the
-    dataset folder; relative paths are taken from the current directory),
+    dataset folder; relative paths are taken from the current directory
+    and recorded absolute in the experiment's config.yaml),
     ``format`` (``"h36m"``: Pose2Mesh-style ``annotations/*.json``;
     ``"videopose3d"``: the ``.npz`` pair), ``body_model_path`` (an SMPL ``.pkl``/``.npz``;
     empty = the embedded open body model), subjects, subsampling and
@@ -91,6 +93,9 @@ class DatasetConfig:
 @dataclass
 class SyntheticConfig:
     """``SYNTHETIC`` section: make the synthetic set in ``DATASET.root`` when it is missing.
+
+    A root holding a synthetic set made with other parameters (its ``SYNTHETIC.json``) is not
+    reused: the set is made in ``<root>-<key>`` instead (:func:`hgn_pyg.engine.build.ensure_dataset`).
 
     ``generate_if_missing`` turns the automatic generation on; ``frames`` and
     ``seed`` are passed to :func:`hgn_pyg.data.synthetic.generate`, and
@@ -320,6 +325,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -382,7 +389,16 @@ def _choice(value: str, choices: Sequence[str], where: str) -> None:
 
 
 def validate(cfg: Config) -> None:
-    """Check value ranges and choices; raise :class:`ConfigError` naming the key at fault."""
+    """Check value ranges and choices; raise :class:`ConfigError` naming the key at fault.
+
+    The allowed values come from the modules that use them (the layer's modes, the model's
+    fusions, the readers' formats, the trainer's optimizers and schedulers).
+    """
+    from hgn_pyg.engine.build import DATASET_FORMATS
+    from hgn_pyg.engine.trainer import OPTIMIZERS, SCHEDULERS
+    from hgn_pyg.models.hgn import FUSIONS
+    from hgn_pyg.nn.sem_graph_conv import ISOLATED, MODES
+
     src = cfg.source
     d, m, t, a, s, x, e = cfg.DATASET, cfg.MODEL, cfg.TRAIN, cfg.AUG, cfg.SYNTHETIC, cfg.TEST, cfg.EXPERIMENT
 
@@ -391,7 +407,7 @@ def validate(cfg: Config) -> None:
             need = ">= 0" if allow_zero else "> 0"
             raise ConfigError(f"{src}: {key}: invalid value {value!r}; must be {need}")
 
-    _choice(d.format, ("h36m", "videopose3d"), f"{src}: DATASET.format")
+    _choice(d.format, DATASET_FORMATS, f"{src}: DATASET.format")
     from hgn_pyg.data.augment import INPUT_CHANNELS
     from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
 
@@ -415,9 +431,9 @@ def validate(cfg: Config) -> None:
     positive(s.frames, "SYNTHETIC.frames", allow_zero=True)
 
     _choice(m.name, ("HGN",), f"{src}: MODEL.name")
-    _choice(m.fusion, ("official", "pool"), f"{src}: MODEL.fusion")
-    _choice(m.mode, ("auto", "sparse", "dense", "edge", "scatter", "spmm"), f"{src}: MODEL.mode")
-    _choice(m.isolated, ("uniform", "self"), f"{src}: MODEL.isolated")
+    _choice(m.fusion, FUSIONS, f"{src}: MODEL.fusion")
+    _choice(m.mode, MODES, f"{src}: MODEL.mode")
+    _choice(m.isolated, ISOLATED, f"{src}: MODEL.isolated")
     positive(m.hidden_channels, "MODEL.hidden_channels")
     if m.hidden_channels % 2:
         raise ConfigError(f"{src}: MODEL.hidden_channels: invalid value {m.hidden_channels}; must be even "
@@ -446,8 +462,8 @@ def validate(cfg: Config) -> None:
     if t.end_epoch <= t.begin_epoch:
         raise ConfigError(f"{src}: TRAIN.end_epoch: invalid value {t.end_epoch}; must be greater than "
                           f"TRAIN.begin_epoch ({t.begin_epoch})")
-    _choice(t.scheduler, ("step", "none"), f"{src}: TRAIN.scheduler")
-    _choice(t.optimizer, ("adam", "adamw", "sgd"), f"{src}: TRAIN.optimizer")
+    _choice(t.scheduler, SCHEDULERS, f"{src}: TRAIN.scheduler")
+    _choice(t.optimizer, OPTIMIZERS, f"{src}: TRAIN.optimizer")
     positive(t.lr, "TRAIN.lr")
     positive(t.lr_factor, "TRAIN.lr_factor")
     positive(t.weight_decay, "TRAIN.weight_decay", allow_zero=True)
@@ -482,6 +498,49 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: EXPERIMENT.output_root: must name a folder")
 
 
+#: Most YAML nodes a configuration may expand to (aliases counted each time they are used): a
+#: "billion laughs" file of a few lines would otherwise expand to gigabytes.
+MAX_YAML_NODES = 100_000
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load(text)`` with alias expansion limited to :data:`MAX_YAML_NODES` nodes.
+
+    Raises:
+        yaml.YAMLError: malformed YAML. ConfigError: too many nodes after alias expansion.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        budget = [MAX_YAML_NODES]
+        sizes: Dict[int, Optional[int]] = {}
+
+        def size(n: yaml.Node) -> int:  # expanded size, memoised per shared (aliased) node
+            if id(n) in sizes:
+                if sizes[id(n)] is None:
+                    raise ConfigError(f"{where}: a YAML alias refers to a node that contains it "
+                                      f"(line {n.start_mark.line + 1})")
+                return sizes[id(n)]
+            sizes[id(n)] = None  # in progress
+            total = 1
+            if isinstance(n, yaml.SequenceNode):
+                total += sum(size(c) for c in n.value)
+            elif isinstance(n, yaml.MappingNode):
+                total += sum(size(k) + size(v) for k, v in n.value)
+            sizes[id(n)] = total
+            if total > budget[0]:
+                raise ConfigError(f"{where}: the YAML expands to more than {MAX_YAML_NODES} values "
+                                  "(aliases nested too deeply?)")
+            return total
+
+        size(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def parse_override(text: str) -> tuple:
     """Split ``"SECTION.key=value"`` into ``(section, key, value)``; ``value`` is YAML-parsed.
 
@@ -494,7 +553,7 @@ def parse_override(text: str) -> tuple:
         raise ConfigError(f"--set {text!r}: expected SECTION.key=value (one dot between section and key)")
     section, key = (p.strip() for p in lhs.split("."))
     try:
-        value = yaml.safe_load(rhs) if rhs.strip() else ""
+        value = safe_yaml(rhs, f"--set {text!r}") if rhs.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc.__class__.__name__})") from None
     if isinstance(value, str) and value.lower().endswith(tuple("0123456789")):
@@ -548,9 +607,11 @@ def load_config(
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_yaml(path.read_text(), str(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the YAML is nested too deeply") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     cfg = config_from_dict(_fix_yaml_floats(data), source=str(path))

@@ -8,14 +8,21 @@ the old file or the new one, never half of one.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import IO, Any, Callable, Optional, Union
+from typing import IO, Any, Callable, Iterator, List, Optional, Union
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes", "TEMP_MARK", "remove_stale_temps",
+           "file_lock", "LockBusy"]
 
 PathLike = Union[str, os.PathLike]
+
+#: Every temporary file or folder hgn_pyg writes is named ``.<final name><TEMP_MARK><random>``.
+TEMP_MARK = ".tmp-"
 
 
 def _umask() -> int:
@@ -49,7 +56,7 @@ def atomic_write(path: PathLike, write: Callable[[IO[Any]], Any], *, text: bool 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=str(path.parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", dir=str(path.parent))
     try:
         with os.fdopen(fd, "w" if text else "wb") as fh:
             write(fh)
@@ -78,3 +85,64 @@ def atomic_write_text(path: PathLike, text: str) -> Path:
 def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
     return atomic_write(path, lambda fh: fh.write(data))
+
+
+def remove_stale_temps(folder: PathLike, older_than: Optional[float] = None,
+                       name: Optional[str] = None) -> List[Path]:
+    """Remove this project's temporary files and folders (``.<name>.tmp-*``) left in ``folder`` by a
+    killed process (only those of the final name ``name`` when given); returns what was removed.
+
+    Call it while holding the lock that serialises writers of ``folder`` (then ``older_than=None``
+    is safe), or give ``older_than`` seconds so that a live writer's temporary file is kept.
+    """
+    folder = Path(folder)
+    removed: List[Path] = []
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for entry in folder.iterdir():
+        if not (entry.name.startswith(".") and TEMP_MARK in entry.name):
+            continue
+        if name is not None and not entry.name.startswith(f".{name}{TEMP_MARK}"):
+            continue
+        try:
+            if older_than is not None and now - entry.lstat().st_mtime < older_than:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:  # gone already, or not ours to remove
+            continue
+    return removed
+
+
+class LockBusy(OSError):
+    """:func:`file_lock` with ``blocking=False`` found the lock held by another process."""
+
+
+@contextlib.contextmanager
+def file_lock(path: PathLike, blocking: bool = True) -> Iterator[Path]:
+    """Hold an exclusive advisory lock on ``path`` (created when missing; ``fcntl.flock``).
+
+    The lock dies with its process (a ``kill -9`` frees it). The holder's pid is written into the
+    file for the message of a waiting process. ``blocking=False`` raises :class:`LockBusy`
+    (``str``: the holder's pid or ``"?"``) instead of waiting.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise LockBusy(holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock

@@ -30,16 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import contextlib
+
     from hgn_pyg.config import load_config
-    from hgn_pyg.engine import build
+    from hgn_pyg.engine import pipeline
     from hgn_pyg.engine.distributed import cleanup, init_distributed
     from hgn_pyg.engine.metrics import format_table
-    from hgn_pyg.engine.trainer import Trainer, make_experiment_dir, seed_everything, setup_logging
+    from hgn_pyg.engine.trainer import Trainer, make_experiment_dir, setup_logging
     from hgn_pyg.errors import CheckpointError, ConfigError
 
     exp_dir: Optional[Path] = None
     if args.resume:
-        exp_dir = Path(args.resume)
+        exp_dir = Path(args.resume).absolute()
         if not exp_dir.is_dir():
             raise ConfigError(f"--resume {exp_dir}: experiment folder not found")
         saved = exp_dir / "config.yaml"
@@ -53,67 +55,62 @@ def _run(args: argparse.Namespace) -> int:
         if not args.config:
             raise ConfigError("--config FILE is required (or --resume EXP_DIR)")
         cfg = load_config(args.config, args.set, check_data=True)
+    cfg = pipeline.resolve_paths(cfg)
 
     ctx = init_distributed(cfg.EXPERIMENT.device)
     try:
-        if exp_dir is None:
-            exp_dir = ctx.broadcast_object(make_experiment_dir(cfg.EXPERIMENT.output_root) if ctx.is_main else None)
+        with contextlib.ExitStack() as stack:
+            setup_logging(None, cfg.EXPERIMENT.log_level, ctx.is_main)
+            if exp_dir is not None and ctx.is_main:
+                pipeline.open_experiment(exp_dir, stack)  # a second --resume stops here
+            run = pipeline.prepare(cfg, ctx, initial_weights=not args.resume)
+            cfg = run.cfg
+            # everything is checked: only now is anything of the experiment written
+            if exp_dir is None:
+                exp_dir = ctx.broadcast_object(make_experiment_dir(cfg.EXPERIMENT.output_root)
+                                               if ctx.is_main else None)
+                if ctx.is_main:
+                    pipeline.open_experiment(exp_dir, stack)
+                    cfg.save(exp_dir / "config.yaml")
+            elif ctx.is_main:
+                _record_changed_config(cfg, exp_dir)
+            setup_logging(exp_dir / "train.log", cfg.EXPERIMENT.log_level, ctx.is_main)
+            with pipeline.fatal_errors_logged():
+                log.info("experiment folder: %s", exp_dir)
+                if run.initial_weights:
+                    log.info("initial weights from %s", run.initial_weights)
+                log.info("data: %d training, %d test samples (%s)", len(run.train_set), len(run.test_set),
+                         cfg.data_root())
+                nparams = sum(p.numel() for p in run.model.parameters())
+                log.info("model: %s, %d parameters; device %s, %d process(es)", type(run.model).__name__,
+                         nparams, ctx.device, ctx.world_size)
+                from hgn_pyg.graphs.skeleton import skeleton_graph
+
+                bones = skeleton_graph("h36m").bones.tolist()
+                trainer = Trainer(cfg, exp_dir, run.model, run.loss_fn, run.train_set, run.test_set, ctx,
+                                  hierarchy=run.hierarchy, bones=bones)
+                if args.resume:
+                    trainer.resume()
+                results = trainer.fit()
             if ctx.is_main:
-                cfg.save(exp_dir / "config.yaml")
-        setup_logging(exp_dir / "train.log", cfg.EXPERIMENT.log_level, ctx.is_main)
-        if args.resume and ctx.is_main:
-            from hgn_pyg.config import load_config as _load
-
-            saved_cfg = _load(exp_dir / "config.yaml") if (exp_dir / "config.yaml").is_file() else None
-            if saved_cfg is None or saved_cfg.to_dict() != cfg.to_dict():
-                stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
-                path = exp_dir / f"config_resume_{stamp}.yaml"
-                cfg.save(path)
-                log.info("resuming with a changed configuration; saved as %s", path.name)
-        log.info("experiment folder: %s", exp_dir)
-
-        if ctx.is_main:
-            build.ensure_dataset(cfg, is_main=True)
-        ctx.barrier()
-        body = build.load_body(cfg)
-        bm_path = build.body_model_path(cfg)
-        # rank 0 fills the caches (hierarchy, data targets) first; the others then read them
-        if ctx.is_main:
-            hierarchy = build.build_hierarchy(cfg, body)
-            train_set, test_set = build.build_datasets(cfg, hierarchy, bm_path)
-        ctx.barrier()
-        if not ctx.is_main:
-            hierarchy = build.build_hierarchy(cfg, body)
-            train_set, test_set = build.build_datasets(cfg, hierarchy, bm_path)
-        log.info("data: %d training, %d test samples (%s)", len(train_set), len(test_set), cfg.data_root())
-
-        seed_everything(cfg.EXPERIMENT.seed)
-        model = build.build_model(cfg, hierarchy, body)
-        if cfg.MODEL.weight_path and not args.resume:
-            # initial weights (ours or the published final.pth.tar), e.g. to fine-tune
-            from hgn_pyg.engine.checkpoint import load_checkpoint
-
-            init = build.model_from_checkpoint(load_checkpoint(cfg.MODEL.weight_path, map_location="cpu"),
-                                               cfg, hierarchy, body, path=cfg.MODEL.weight_path)
-            build.load_state(model, init.state_dict(), cfg.MODEL.weight_path)
-            log.info("initial weights from %s", cfg.MODEL.weight_path)
-        loss_fn = build.build_loss(cfg, hierarchy)
-        nparams = sum(p.numel() for p in model.parameters())
-        log.info("model: %s, %d parameters; device %s, %d process(es)", type(model).__name__, nparams,
-                 ctx.device, ctx.world_size)
-        from hgn_pyg.graphs.skeleton import skeleton_graph
-
-        bones = skeleton_graph("h36m").bones.tolist()
-        trainer = Trainer(cfg, exp_dir, model, loss_fn, train_set, test_set, ctx, hierarchy=hierarchy, bones=bones)
-        if args.resume:
-            trainer.resume()
-        results = trainer.fit()
-        if ctx.is_main:
-            print(format_table(results, results.get("baseline")))
-            print(f"results: {exp_dir / 'results.json'}")
+                print(format_table(results, results.get("baseline")))
+                print(f"results: {exp_dir / 'results.json'}")
     finally:
         cleanup(ctx)
     return 0
+
+
+def _record_changed_config(cfg, exp_dir: Path) -> None:
+    """On ``--resume`` with another configuration, keep it beside the original config.yaml."""
+    from hgn_pyg.config import load_config
+
+    saved = exp_dir / "config.yaml"
+    saved_cfg = load_config(saved) if saved.is_file() else None
+    if saved_cfg is None or saved_cfg.to_dict() != cfg.to_dict():
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
+        path = exp_dir / f"config_resume_{stamp}.yaml"
+        cfg.save(path)
+        log.info("resuming with a changed configuration; saved as %s", path.name)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,16 +1,42 @@
 #!/usr/bin/env bash
-# Create (or update) the project's virtual environment in .venv and install hgn_pyg
-# with its PyG extensions and test tools. CPU build of PyTorch 2.13.0; torch-scatter and
-# torch-sparse are compiled from source when pip has no wheel for them (~20 min the
-# first time on 2 cores; pip caches the built wheels, so later installs are quick).
-#   VENV=path    use another environment folder (default: .venv)
-#   NO_EXTENSIONS=1   skip torch-scatter/torch-sparse (hgn_pyg falls back to pure PyTorch)
-#   TORCH_INDEX_URL=URL   where torch==2.13.0 comes from (PyTorch's CPU or CUDA wheel index);
-#                     default: pip's configured indexes (this project's machines hold a CPU wheel)
+# Create (or update) the project's virtual environment in .venv and install hgn_pyg with its
+# test tools. CPU build of PyTorch 2.13.0 by default.
+#
+# torch-scatter/torch-sparse (PyG's compiled extensions) are optional. pip has no wheel for
+# them here, so installing them means compiling both from source (about 24 minutes on 2 cores
+# the first time). On CPU hgn_pyg does not need them: its sparse kernel runs torch.sparse there,
+# measured 1.0-2x faster than torch_sparse (benchmarks/README.md). So by default they are
+# installed only where a CUDA GPU is present (where torch_sparse is the default kernel):
+#   WITH_EXTENSIONS=auto   (default) install them when `nvidia-smi -L` lists a GPU
+#   WITH_EXTENSIONS=1      always install them (the test command and CI do: both paths tested)
+#   WITH_EXTENSIONS=0      never (NO_EXTENSIONS=1 is the same, kept for old instructions)
+#   VENV=path              another environment folder (default: .venv)
+#   TORCH_INDEX_URL=URL    where torch==2.13.0 comes from (PyTorch's CPU or CUDA wheel index);
+#                          default: pip's configured indexes (this project's machines hold a CPU wheel)
+#   MAX_JOBS=n             compiler jobs when building the extensions (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 PY="${PYTHON:-python3}"
+
+WITH_EXTENSIONS="${WITH_EXTENSIONS:-auto}"
+if [ "${NO_EXTENSIONS:-0}" = "1" ]; then
+  WITH_EXTENSIONS=0
+fi
+case "$WITH_EXTENSIONS" in
+  auto)
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+      WITH_EXTENSIONS=1
+      echo "setup_env: CUDA GPU found: installing torch-scatter/torch-sparse (WITH_EXTENSIONS=0 skips them)"
+    else
+      WITH_EXTENSIONS=0
+      echo "setup_env: no CUDA GPU: skipping torch-scatter/torch-sparse (not needed on CPU; WITH_EXTENSIONS=1 installs them)"
+    fi
+    ;;
+  0|1) ;;
+  *) echo "setup_env: WITH_EXTENSIONS must be auto, 0 or 1, got '$WITH_EXTENSIONS'" >&2; exit 2 ;;
+esac
+
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
@@ -18,10 +44,11 @@ fi
 python -m pip install --quiet --upgrade pip "setuptools>=64" wheel
 # Pin torch first so that nothing later resolves an unpinned (CUDA) torch.
 python -m pip install --quiet "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-if [ "${NO_EXTENSIONS:-0}" = "1" ]; then
-  python -m pip install --quiet -e ".[dev]"
-else
+if [ "$WITH_EXTENSIONS" = "1" ]; then
+  # --no-build-isolation: the extensions compile against the torch installed above.
   MAX_JOBS="${MAX_JOBS:-2}" python -m pip install --quiet --no-build-isolation -e ".[sparse,dev]"
+else
+  python -m pip install --quiet -e ".[dev]"
 fi
 python - <<'PY'
 import torch, torch_geometric
@@ -29,6 +56,6 @@ try:
     import torch_scatter, torch_sparse  # noqa: F401
     ext = "with torch-scatter/torch-sparse"
 except ImportError:
-    ext = "without torch-scatter/torch-sparse (pure-PyTorch fallback)"
+    ext = "without torch-scatter/torch-sparse (pure-PyTorch paths; on CPU these are hgn_pyg's defaults anyway)"
 print(f"hgn_pyg environment ready: torch {torch.__version__}, torch_geometric {torch_geometric.__version__}, {ext}")
 PY

@@ -82,7 +82,8 @@ def test_cpu_peak_memory_sees_torch_allocations():
 # ----------------------------------------------------------------------------- scripts
 def test_sparse_vs_dense_smallest_configuration(tmp_path):
     rows = sparse_vs_dense.main(["--quick", "--graphs", "skeleton,level8", "--batches", "1,2",
-                                 "--channels", "8", "--rounds", "1", "--out", str(tmp_path)])
+                                 "--channels", "8", "--rounds", "1", "--out", str(tmp_path),
+                                 "--benchmarks", "semgraphconv,gcn_aggregation"])
     with open(tmp_path / "sparse_vs_dense.csv", newline="") as fh:
         reader = csv.DictReader(fh)
         assert tuple(reader.fieldnames) == (
@@ -104,6 +105,21 @@ def test_sparse_vs_dense_smallest_configuration(tmp_path):
     assert all(r.max_rel_err <= 1e-4 for r in rows)
     assert (tmp_path / "sparse_vs_dense.png").stat().st_size > 0
     assert "auto vs the best kernel" in (tmp_path / "sparse_vs_dense.md").read_text()
+
+
+def test_sparse_vs_dense_typed_batches(tmp_path):
+    """The typed-edge rows: every mode on each graph and pass; typed and shared agree (checked
+    inside the script, relative 1e-4) and the target table is written."""
+    rows = sparse_vs_dense.main(["--quick", "--graphs", "skeleton,level8", "--typed-batch", "3",
+                                 "--channels", "8", "--rounds", "1", "--out", str(tmp_path),
+                                 "--benchmarks", "typed_batches", "--no-plot"])
+    modes = sparse_vs_dense.available_modes("typed_batches")[0]
+    assert len(rows) == 2 * 2 * len(modes)
+    assert {r.mode for r in rows} == set(sparse_vs_dense.TYPED_MODES)
+    assert all(r.median_ms > 0 and r.batch == 3 for r in rows)
+    checked = [r for r in rows if r.mode in ("typed", "typed_scatter")]
+    assert checked and all(r.max_rel_err <= 1e-4 for r in checked)
+    assert "typed / GATConv" in (tmp_path / "sparse_vs_dense.md").read_text()
 
 
 def test_hgn_speed_smallest_configuration(tmp_path):

@@ -271,6 +271,31 @@ def test_load_errors_name_the_file_and_key(tmp_path, data):
         bm.load_body_model(tmp_path / "junk.pkl")
 
 
+@pytest.mark.parametrize("edit,key,fragment", [
+    (lambda d: d.__setitem__("f", d["f"].astype(np.float64) + 0.5), "'f'", "non-integer vertex indices"),
+    (lambda d: d["f"].__setitem__((3, 1), 7000), "'f'", "outside 0..6889"),
+    (lambda d: d["kintree_table"].__setitem__((0, 5), 40), "'kintree_table'", "joint 5 the parent 40"),
+    (lambda d: d["kintree_table"].__setitem__((0, 4), 7), "'kintree_table'", "joint 4 the parent 7"),
+    (lambda d: d["weights"].__setitem__((10, 3), np.nan), "'weights'", "nan"),
+    (lambda d: d["v_template"].__setitem__((0, 0), 1e39), "'v_template'", "fit float32"),
+    (lambda d: d.__setitem__("posedirs", np.array([["a"] * 3] * 6890)), "'posedirs'", "shape"),
+    (lambda d: d.__setitem__("shapedirs", d["shapedirs"].astype(object)), "'shapedirs'", "not a numeric"),
+])
+def test_bad_body_model_values_name_the_file_and_key(tmp_path, data, edit, key, fragment):
+    """Fractional faces were truncated, a parent out of range was an IndexError and NaN weights were
+    blamed on a subject's SMPL parameters: each is now a DataError naming the body-model file."""
+    import copy
+
+    bad = copy.deepcopy(data)
+    edit(bad)
+    path = tmp_path / "bad_body.pkl"
+    path.write_bytes(pickle.dumps(bad))
+    with pytest.raises(DataError) as info:
+        bm.load_body_model(path)
+    msg = str(info.value)
+    assert str(path) in msg and key in msg and fragment in msg, msg
+
+
 def test_forward_checks_shapes(model):
     with pytest.raises(DataError, match="pose"):
         model.forward(torch.zeros(2, 69), torch.zeros(2, 10))

@@ -128,6 +128,19 @@ def test_non_finite_input_stops_training_with_one_line(tiny_synthetic, tmp_path,
     """Inf in the network input (here through the noise augmentation) makes the loss non-finite:
     the run stops at once with one line naming the epoch and iteration, exit 2."""
     rc, err = run(train_cli, _train_args(tiny_synthetic, tmp_path / "e", "--set",
-                                         "AUG.noise_std=.inf"), capsys)
+                                         "AUG.noise_std=3e38"), capsys)
     assert rc == 2 and "Traceback" not in err
     assert "loss" in err and "iteration" in err
+    (exp,) = list((tmp_path / "e").iterdir())
+    assert "fatal: FloatingPointError" in (exp / "train.log").read_text()  # the error is in the log too
+
+
+@pytest.mark.parametrize("key", ["AUG.noise_std", "TRAIN.lr", "TRAIN.grad_clip", "TRAIN.lr_factor"])
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_non_finite_config_values_are_refused(tmp_path, capsys, key, value):
+    """NaN passes '< 0' checks (and silently switched clipping and noise off): every float is finite."""
+    rc, err = run(train_cli, ["--config", TEST_CFG, "--set", f"{key}={value}", "--set",
+                              f"DATASET.root={tmp_path / 'd'}", "--set", f"EXPERIMENT.output_root={tmp_path / 'e'}"],
+                  capsys)
+    assert rc == 2 and key in err and "finite" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "e").exists() and not (tmp_path / "d").exists()

@@ -197,7 +197,7 @@ def test_resume_with_a_checkpoint_of_another_architecture(data, tmp_path):
     key = next(k for k, v in ck["model"].items() if k.endswith("weight") and v.dim() == 3)
     ck["model"][key] = torch.zeros(ck["model"][key].shape[0], 3, 5)  # another channel count
     save_checkpoint(ck, last)
-    snapshot = {p: p.read_bytes() for p in exp.rglob("*") if p.is_file() and p.name != "train.log"}
+    snapshot = {p: p.read_bytes() for p in exp.rglob("*") if p.is_file() and p.name not in ("train.log", ".lock")}
     proc = cli("hgn_pyg.train", ["--resume", str(exp), "--set", "TRAIN.end_epoch=3"], cwd=tmp_path,
                check=False)
     errors = [line for line in proc.stderr.splitlines() if "error" in line]

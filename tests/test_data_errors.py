@@ -92,6 +92,10 @@ CASES = [
      '["5"]["1"]["1"]["trans"]: missing key'),
     ("smpl_shape_nan", "smpl_param", lambda o: o["5"]["1"]["1"].__setitem__("shape", [float("nan")] * 10),
      "NaN or Inf"),
+    ("joints_float32_overflow", "joint_3d", _set_joint([[1e39, 0.0, 900.0]] * 17),
+     '["2"]["1"]["1"]: joints holds 1e+39, beyond the float32 range'),
+    ("camera_pixels_float32_overflow", "camera",
+     lambda o: o["2"].update(f=[3.4e38, 3.4e38], c=[3.4e38, 3.4e38]), "out of the float32 range"),
     ("top_level_list", "camera", lambda o: None, None),  # placeholder replaced below
 ]
 CASES = CASES[:-1]

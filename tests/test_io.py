@@ -42,3 +42,33 @@ def test_before_replace_runs_with_the_data_on_disk(tmp_path):
     atomic_write(p, lambda fh: fh.write("new"), text=True, sync_dir=True,
                  before_replace=lambda: seen.append(p.read_text()))
     assert seen == ["old"] and p.read_text() == "new"
+
+
+def test_remove_stale_temps_only_removes_ours(tmp_path):
+    from hgn_pyg.io import remove_stale_temps
+
+    old = tmp_path / ".last.pth.tar.tmp-ab12"
+    old.write_bytes(b"x")
+    folder = tmp_path / ".data.tmp-cd34"
+    (folder / "annotations").mkdir(parents=True)
+    other = tmp_path / ".other.tmp-ef56"
+    other.write_bytes(b"x")
+    keep = [tmp_path / "last.pth.tar", tmp_path / ".hidden", tmp_path / "x.tmp-1"]
+    for k in keep:
+        k.write_bytes(b"x")
+    assert remove_stale_temps(tmp_path, name="data") == [folder]
+    assert remove_stale_temps(tmp_path, older_than=3600) == []  # too young: may be a live writer's
+    assert sorted(remove_stale_temps(tmp_path)) == sorted([old, other])
+    assert all(k.exists() for k in keep)
+
+
+def test_file_lock_excludes_a_second_holder(tmp_path):
+    from hgn_pyg.io import LockBusy, file_lock
+
+    with file_lock(tmp_path / ".lock"):
+        with pytest.raises(LockBusy) as info:
+            with file_lock(tmp_path / ".lock", blocking=False):
+                pass
+        assert str(info.value) == str(os.getpid())
+    with file_lock(tmp_path / ".lock", blocking=False):  # released
+        pass

@@ -1,7 +1,7 @@
 """Pool/unpool fusion along a GraphHierarchy and a JointAssignment (float64, atol=rtol=1e-12).
 
-Checked twice: against the graph objects' own ``pool``/``unpool`` and against an explicit loop
-over the clusters (perms / clusters / inv_perms, HGN_SPEC §1.2)."""
+Checked against an explicit loop over the clusters (perms / clusters / inv_perms,
+docs/published_model.md §1.2) and against the graph objects' one-level ``pool``/``unpool``."""
 import pickle
 
 import pytest
@@ -128,3 +128,75 @@ def test_fusion_state_device_and_errors(hierarchy):
         fusion(torch.randn(2, 27, 4))
     with pytest.raises(ValueError, match="direction"):
         JointPoolFusion(4, h.joint_assignment(torch.rand(3, h.num_real[0]), 1), "up")
+
+
+def test_parent_map_composes_levels_and_joints(hierarchy):
+    """The composed parent map between any two levels equals an explicit walk up the clusters
+    (perms / clusters / inv_perms), and its weights give the level-by-level means; the joint
+    assignment composes on top (mesh level 0 -> joints through the level-2 assignment)."""
+    h = hierarchy
+    for lo in range(h.num_levels):
+        for hi in range(lo, h.num_levels):
+            pm = h.parent_map(lo, hi)
+            for s in range(h.num_slots[lo]):
+                v = int(h.perms[lo][s])
+                if v >= h.num_real[lo]:
+                    assert int(pm.index[s]) == -1 and float(pm.weight[s]) == 0
+                    continue
+                for level in range(lo, hi):
+                    v = int(h.clusters[level][v])
+                assert int(pm.index[s]) == int(h.inv_perms[hi][v])
+            real_parents = pm.index[pm.index >= 0].unique()
+            sums = torch.zeros(h.num_slots[hi], dtype=torch.float64).index_add(
+                0, pm.index.clamp(min=0), pm.weight)
+            torch.testing.assert_close(sums[real_parents], torch.ones(real_parents.numel(),
+                                                                      dtype=torch.float64))
+    assignment = h.joint_assignment(torch.rand(4, h.num_real[0]), 2)
+    to_joints = h.parent_map(0, 2).then(assignment.parent_map())
+    x = torch.randn(3, h.num_slots[0], 2, dtype=torch.float64)
+    step = assignment.pool(h.pool(h.pool(x, 0), 1))
+    torch.testing.assert_close(to_joints.pool(x), step, **TOL)
+    back = h.unpool(h.unpool(assignment.unpool(step), 1), 0)
+    torch.testing.assert_close(to_joints.unpool(step), back, **TOL)
+    with pytest.raises(GraphError, match="cannot feed"):
+        h.parent_map(0, 1).then(assignment.parent_map())
+
+
+@pytest.mark.parametrize("kind", ["up", "down", "joints", "slots"])
+def test_fusion_on_pyg_batch_equals_each_graph(hierarchy, kind):
+    """x [k*S, C] + batch (a DataLoader batch of k copies of the level graph with different
+    features) gives every graph its own output and gradients (float32, 1e-5); unsorted or
+    mis-sized batches are refused."""
+    from torch_geometric.data import Data
+    from torch_geometric.loader import DataLoader
+
+    h = hierarchy
+    torch.manual_seed(0)
+    assignment = h.joint_assignment(torch.rand(4, h.num_real[0]), 1)
+    fusion = {"up": HierarchyPoolFusion(3, h, 0, 2), "down": HierarchyPoolFusion(3, h, 2, 0),
+              "joints": JointPoolFusion(3, assignment, "pool"),
+              "slots": JointPoolFusion(3, assignment, "unpool")}[kind]
+    graphs = [Data(x=torch.randn(fusion.in_nodes, 3), num_nodes=fusion.in_nodes) for _ in range(3)]
+    batch = next(iter(DataLoader(graphs, batch_size=3)))
+    x = batch.x.clone().requires_grad_()
+    out = fusion(x, batch.batch)
+    assert out.shape == (3 * fusion.out_nodes, 3)
+    r = torch.randn(out.shape)
+    params = list(fusion.parameters())
+    got = torch.autograd.grad((out * r).sum(), params + [x])
+    summed = [torch.zeros_like(p) for p in params]
+    for i, d in enumerate(graphs):
+        xi = d.x.clone().requires_grad_()
+        alone = fusion(xi)
+        rows = slice(i * fusion.out_nodes, (i + 1) * fusion.out_nodes)
+        torch.testing.assert_close(out[rows], alone, atol=1e-5, rtol=1e-5)
+        grads = torch.autograd.grad((alone * r[rows]).sum(), params + [xi])
+        n = fusion.in_nodes
+        torch.testing.assert_close(got[-1][i * n:(i + 1) * n], grads[-1], atol=1e-5, rtol=1e-5)
+        summed = [a + b for a, b in zip(summed, grads[:-1])]
+    for a, b in zip(got[:-1], summed):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    with pytest.raises(GraphError, match="must have"):
+        fusion(batch.x[1:], batch.batch[1:])
+    with pytest.raises(GraphError, match="sorted"):
+        fusion(batch.x, batch.batch.flip(0))

@@ -1,7 +1,8 @@
-"""SemGraphConv against an independent dense statement of HGN_SPEC §2.1.
+"""SemGraphConv against an independent dense statement of docs/published_model.md §2.1.
 
 Tolerances: float64 against the dense reference, ``atol=rtol=1e-9``; float32 agreement between
-the kernels ``dense`` / ``sparse`` / ``scatter`` (forward and every gradient), ``atol=rtol=1e-5``.
+the kernels ``dense`` / ``sparse`` / ``scatter`` and between a PyG batch of different graphs and
+each graph alone (forward and every gradient), ``atol=rtol=1e-5``.
 """
 import importlib.util
 
@@ -19,24 +20,24 @@ HAS_TORCH_SPARSE = importlib.util.find_spec("torch_sparse") is not None
 
 
 def _test_graph():
-    """9 nodes, (source, target) pairs, unsorted, one duplicate, directed edges.
+    """9 nodes, (source, target) pairs, unsorted, directed edges.
 
     node 0..3: self loops; 4, 5: no self loop; 6: only a self loop; 7, 8: no incoming edge
     (8 has an outgoing one, 7 none at all).
     """
     pairs = [(1, 0), (0, 0), (0, 1), (2, 1), (1, 1), (3, 2), (2, 2), (1, 2), (3, 3),
-             (4, 3), (3, 4), (5, 4), (4, 5), (0, 5), (6, 6), (8, 5), (2, 1)]
+             (4, 3), (3, 4), (5, 4), (4, 5), (0, 5), (6, 6), (8, 5)]
     return torch.tensor(pairs, dtype=torch.long).t(), 9
 
 
 def dense_reference(x, weight, logits, bias, edge_index, num_nodes, isolated):
-    """SPEC §2.1 literally: L = -9e15 off the pattern, e_k on the k-th nonzero of A (row-major,
-    row = target), S = softmax_j(L), out_i = S_ii h0_i + sum_{j != i} S_ij h1_j + bias."""
+    """§2.1 literally: L = -9e15 off the pattern, L[t_k, s_k] = e_k for column k of edge_index
+    (no edge twice), S = softmax_j(L), out_i = S_ii h0_i + sum_{j != i} S_ij h1_j + bias."""
     N = num_nodes
     A = torch.zeros(N, N, dtype=torch.bool)
     A[edge_index[1], edge_index[0]] = True
     L = torch.full((N, N), -9e15, dtype=x.dtype)
-    L = L.masked_scatter(A, logits)  # fills the True entries in row-major order
+    L = L.index_put((edge_index[1], edge_index[0]), logits)
     S = torch.softmax(L, dim=1)
     empty = ~A.any(1)
     if isolated == "zero":
@@ -83,14 +84,28 @@ def test_against_dense_reference(mode, isolated, batched):
         torch.testing.assert_close(got, exp, **F64)
 
 
-def test_edge_logits_follow_published_order():
+def test_edge_logits_follow_template_columns():
+    """Template column k has edge type k; a version-1 state (logits sorted by (target, source),
+    the published order) is permuted on load; duplicate template edges are refused."""
     ei, N = _test_graph()
     conv = SemGraphConv(2, 2, ei, N)
+    assert conv.num_edges == ei.size(1) == conv.edge_logits.numel()
+    assert torch.equal(conv.edge_index, ei)
     A = torch.zeros(N, N, dtype=torch.bool)
     A[ei[1], ei[0]] = True
     rows, cols = A.nonzero().t()  # row-major enumeration of the nonzeros of A
-    assert conv.num_edges == int(A.sum()) == conv.edge_logits.numel()
-    assert torch.equal(conv.edge_index[1], rows) and torch.equal(conv.edge_index[0], cols)
+    col_of = {(int(s), int(d)): k for k, (s, d) in enumerate(ei.t())}
+    sorted_to_col = torch.tensor([col_of[(int(c), int(r))] for r, c in zip(rows, cols)])
+    old = conv.state_dict()
+    old["edge_logits"] = torch.arange(ei.size(1), dtype=torch.float32)  # sorted-order logits
+    old._metadata[""]["version"] = 1
+    conv.load_state_dict(old)
+    expect = torch.empty(ei.size(1))
+    expect[sorted_to_col] = torch.arange(ei.size(1), dtype=torch.float32)
+    assert torch.equal(conv.edge_logits.detach(), expect)
+    assert conv.state_dict()._metadata[""]["version"] == 2
+    with pytest.raises(GraphError, match=r"appears in columns \[1, 16\]"):
+        SemGraphConv(2, 2, torch.cat([ei, ei[:, 1:2]], 1), N)
 
 
 @pytest.mark.parametrize("isolated", ["uniform", "zero"])
@@ -140,13 +155,10 @@ def test_permutation_equivariance(mode):
     conv = _make(mode, "uniform")
     perm = torch.randperm(N, generator=torch.Generator().manual_seed(3))  # new id of node i
     conv2 = SemGraphConv(5, 4, perm[ei], N, isolated="uniform", mode=mode).double()
-    old_key = {(int(s), int(d)): k for k, (s, d) in enumerate(conv.edge_index.t())}
-    inv = torch.argsort(perm)
-    idx = [old_key[(int(inv[s]), int(inv[d]))] for s, d in conv2.edge_index.t()]
-    with torch.no_grad():
+    with torch.no_grad():  # same columns, renamed nodes: the same logits
         conv2.weight.copy_(conv.weight)
         conv2.bias.copy_(conv.bias)
-        conv2.edge_logits.copy_(conv.edge_logits[idx])
+        conv2.edge_logits.copy_(conv.edge_logits)
     x = torch.randn(2, N, 5, dtype=torch.float64)
     x_perm = torch.empty_like(x)
     x_perm[:, perm] = x
@@ -177,14 +189,14 @@ def test_topology_inputs_and_errors():
     conv = _make("sparse", "uniform")
     x = torch.randn(2, N, 5, dtype=torch.float64)
     ref = conv(x)
-    torch.testing.assert_close(conv(x, ei), ref, **F64)  # unsorted + duplicate: same topology
+    torch.testing.assert_close(conv(x, torch.cat([ei, ei[:, :1]], 1)), ref, **F64)  # duplicate
     torch.testing.assert_close(conv(x, conv.edge_index.flip(1)), ref, **F64)
     values = torch.ones(ei.size(1))
     adj_t = torch.sparse_coo_tensor(ei.flip(0), values, (N, N), check_invariants=True).coalesce()
     torch.testing.assert_close(conv(x, adj_t), ref, **F64)
     torch.testing.assert_close(conv(x, adj_t.to_sparse_csr()), ref, **F64)
     with pytest.raises(GraphError, match="not the graph"):
-        conv(x, ei[:, 1:])  # drops (1, 0) but the duplicate keeps the count
+        conv(x, torch.cat([ei[:, 1:], ei[:, 1:2]], 1))  # drops (1, 0), a duplicate keeps the count
     with pytest.raises(ValueError, match=r"edges"):
         conv(x, ei[:, :3])
     with pytest.raises(ValueError, match="not the graph"):
@@ -193,6 +205,19 @@ def test_topology_inputs_and_errors():
         conv(torch.randn(2, N, 6, dtype=torch.float64))
     with pytest.raises(ValueError, match="num_nodes=9"):
         conv(torch.randn(2 * N, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="either a template"):
+        SemGraphConv(2, 2, ei, N, num_edge_types=4)
+    with pytest.raises(ValueError, match="either a template"):
+        SemGraphConv(2, 2)
+    typed = SemGraphConv(5, 4, num_edge_types=3)
+    with pytest.raises(ValueError, match="needs edge_type"):
+        typed(x[0], ei)
+    with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
+        typed(x[0], ei, torch.arange(ei.size(1)))
+    with pytest.raises(ValueError, match=r"edge_type must be an integer tensor \[16\]"):
+        typed(x[0], ei, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"outside \[0, 4\)"):
+        typed(x[0, :4], ei, torch.zeros(ei.size(1), dtype=torch.long))
     bad = torch.tensor([[0, 9], [1, 1]])
     with pytest.raises(GraphError, match="outside"):
         SemGraphConv(2, 2, bad, 9)
@@ -210,7 +235,7 @@ def test_torch_sparse_inputs():
     adj_t = SparseTensor(row=ei[1], col=ei[0], sparse_sizes=(N, N))
     torch.testing.assert_close(conv(x, adj_t), conv(x), **F64)
     conv_ts = SemGraphConv(5, 4, adj_t, N).double()  # topology given as a SparseTensor
-    assert torch.equal(conv_ts.edge_index, conv.edge_index)
+    assert torch.equal(conv_ts.edge_index[:, conv_ts._perm], conv.edge_index[:, conv._perm])
     with pytest.raises(ValueError, match="not the graph"):
         conv(x, adj_t.t())
     # the torch_sparse kernel itself against the dense reference, with gradients
@@ -231,11 +256,11 @@ def test_message_and_aggregate_matches_message():
     conv = _make("scatter", "uniform")
     alpha = conv.attention().detach()
     src, dst = conv.edge_index
-    for h in (torch.randn(N, 6, dtype=torch.float64), torch.randn(2, N, 3, dtype=torch.float64)):
-        unfused = conv.propagate(conv.edge_index, x=h, alpha=alpha, size=(N, N))
+    for h in (torch.randn(N, 6, dtype=torch.float64),):
+        unfused = conv.propagate(conv.edge_index, x=h, alpha=alpha, layout=None, size=(N, N))
         adj = torch.sparse_coo_tensor(torch.stack([dst, src]), alpha, (N, N),
                                       check_invariants=True).to_sparse_csr()
-        fused = conv.propagate(adj, x=h, alpha=None)  # alpha lives in adj
+        fused = conv.propagate(adj, x=h, alpha=None, layout=None)  # alpha lives in adj
         torch.testing.assert_close(fused, unfused, **F64)
         dense = torch.zeros(N, N, dtype=torch.float64).index_put((dst, src), alpha)
         torch.testing.assert_close(unfused, dense @ h, **F64)
@@ -256,6 +281,7 @@ def test_reset_parameters_and_repr():
     conv.reset_parameters()
     assert torch.all(conv.edge_logits == 1)
     assert repr(conv) == f"SemGraphConv(64, 32, nodes=9, edges={conv.num_edges}, mode=auto)"
+    assert repr(SemGraphConv(3, 2, num_edge_types=5)) == "SemGraphConv(3, 2, edge_types=5, mode=auto)"
     assert set(conv.state_dict()) == {"weight", "edge_logits", "bias"}
     nb = SemGraphConv(3, 3, ei, N, bias=False)
     assert nb.bias is None and nb(torch.randn(N, 3)).shape == (N, 3)
@@ -333,10 +359,10 @@ def test_device_follows_module():
 def test_sparse_backends_agree():
     """sparse_backend="torch" and "torch_sparse" give the same output and gradients (1e-5);
     asking for torch_sparse without it installed is a clear error."""
-    from hgn_pyg.nn import sem_graph_conv as sgc
+    from hgn_pyg.nn import _sem_kernels as sgc
 
     ei, N = _test_graph()
-    if sgc._SparseStorage is None:
+    if sgc.SparseStorage is None:
         with pytest.raises(ValueError, match="torch-sparse"):
             SemGraphConv(4, 3, ei, N, mode="sparse", sparse_backend="torch_sparse")
         return
@@ -355,3 +381,103 @@ def test_sparse_backends_agree():
     assert "sparse_backend=torch_sparse" in repr(b)
     with pytest.raises(ValueError, match="sparse_backend"):
         SemGraphConv(4, 3, ei, N, sparse_backend="cusparse")
+
+
+# ---------------------------------------------------------------------- typed edges, any graphs
+def _typed_graphs(seed=0, channels=5, dtype=torch.float64):
+    """Graphs cut from the test template (node subsets, relabelled and shuffled, edges in random
+    order), every edge keeping its template column as its type; the full template first."""
+    ei, N = _test_graph()
+    g = torch.Generator().manual_seed(seed)
+    graphs = []
+    for n in (N, 6, 7, 4, 9):
+        keep = torch.randperm(N, generator=g)[:n]
+        new_id = torch.full((N,), -1, dtype=torch.long)
+        new_id[keep] = torch.arange(n)
+        mask = (new_id[ei] >= 0).all(0)
+        cols = mask.nonzero().view(-1)
+        cols = cols[torch.randperm(cols.numel(), generator=g)]
+        graphs.append(Data(x=torch.randn(n, channels, generator=g, dtype=dtype),
+                           edge_index=new_id[ei[:, cols]], edge_type=cols, num_nodes=n))
+    return graphs
+
+
+def _loader_batch(graphs):
+    from torch_geometric.loader import DataLoader
+
+    return next(iter(DataLoader(graphs, batch_size=len(graphs), shuffle=False)))
+
+
+@pytest.mark.parametrize("isolated", ["uniform", "zero", "self"])
+@pytest.mark.parametrize("mode", MODES + ("auto",))
+def test_typed_batch_equals_each_graph_alone(mode, isolated):
+    """A DataLoader batch of different graphs gives every graph its own output and gradients
+    (float32, 1e-5), and each graph matches the dense reference (float64, 1e-9)."""
+    torch.manual_seed(0)
+    ei, N = _test_graph()
+    conv = SemGraphConv(5, 4, num_edge_types=ei.size(1), isolated=isolated, mode=mode)
+    with torch.no_grad():
+        conv.edge_logits.normal_()
+        conv.bias.normal_()
+    graphs = _typed_graphs(dtype=torch.float32)
+    batch = _loader_batch(graphs)
+    x = batch.x.clone().requires_grad_()
+    out = conv(x, batch.edge_index, batch.edge_type, batch.batch)
+    params = [conv.weight, conv.edge_logits, conv.bias]
+    r = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    got = torch.autograd.grad((out * r).sum(), params + [x])
+    exp_params = [torch.zeros_like(p) for p in params]
+    for i, d in enumerate(graphs):
+        rows = slice(int(batch.ptr[i]), int(batch.ptr[i + 1]))
+        xi = d.x.clone().requires_grad_()
+        alone = conv(xi, d.edge_index, d.edge_type)
+        torch.testing.assert_close(out[rows], alone, **F32)
+        grads = torch.autograd.grad((alone * r[rows]).sum(), params + [xi])
+        torch.testing.assert_close(got[-1][rows], grads[-1], **F32)
+        exp_params = [a + b for a, b in zip(exp_params, grads[:-1])]
+        ref = dense_reference(d.x.double(), conv.weight.double(),
+                              conv.edge_logits.double()[d.edge_type], conv.bias.double(),
+                              d.edge_index, d.num_nodes, isolated)
+        torch.testing.assert_close(alone.double(), ref, atol=1e-5, rtol=1e-5)
+    for g_batch, g_sum in zip(got[:-1], exp_params):
+        torch.testing.assert_close(g_batch, g_sum, **F32)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_typed_float64_against_dense_reference(mode):
+    torch.manual_seed(0)
+    ei, N = _test_graph()
+    conv = SemGraphConv(5, 4, num_edge_types=ei.size(1), isolated="uniform", mode=mode).double()
+    with torch.no_grad():
+        conv.edge_logits.normal_()
+    for d in _typed_graphs(seed=4):
+        x = d.x.clone().requires_grad_()
+        out = conv(x, d.edge_index, d.edge_type)
+        leaves = [p.detach().clone().requires_grad_() for p in conv.parameters()]
+        xr = d.x.clone().requires_grad_()
+        ref = dense_reference(xr, leaves[0], leaves[1][d.edge_type], leaves[2], d.edge_index,
+                              d.num_nodes, "uniform")
+        torch.testing.assert_close(out, ref, **F64)
+        for got, exp in zip(_grads(out, list(conv.parameters()) + [x]), _grads(ref, leaves + [xr])):
+            torch.testing.assert_close(got, exp, **F64)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_template_layer_reads_edge_types(mode):
+    """A template layer called with edge_type uses the template's logits (column i = type i):
+    the same as the fast path on the template, and as a typed layer holding the same weights on
+    a batch of cut graphs; [B, N, C] poses on one typed topology work too."""
+    ei, N = _test_graph()
+    conv = _make(mode, "uniform", dtype=torch.float32)
+    x = torch.randn(3, N, 5)
+    torch.testing.assert_close(conv(x, ei, torch.arange(ei.size(1))), conv(x), **F32)
+    order = (ei[1] * N + ei[0]).argsort()  # edges already sorted by target: no sort needed
+    torch.testing.assert_close(conv(x, ei[:, order], order), conv(x), **F32)
+    typed = SemGraphConv(5, 4, num_edge_types=ei.size(1), isolated="uniform", mode=mode)
+    typed.load_state_dict(conv.state_dict())
+    batch = _loader_batch(_typed_graphs(dtype=torch.float32))
+    args = (batch.edge_index, batch.edge_type, batch.batch)
+    torch.testing.assert_close(conv(batch.x, *args), typed(batch.x, *args), **F32)
+    xb = torch.randn(2, batch.num_nodes, 5)
+    outb = typed(xb, *args)
+    torch.testing.assert_close(outb[1], typed(xb[1], *args), **F32)

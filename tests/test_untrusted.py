@@ -208,6 +208,7 @@ def test_train_and_test_refuse_a_hostile_body_model(tmp_path, capsys, cli_name):
     err = capsys.readouterr().err
     assert rc == 2 and str(body) in err and "system" in err, err
     assert not marker.exists()
+    assert not out.exists() and not (tmp_path / "data").exists()  # nothing written
 
 
 def test_train_refuses_a_hostile_videopose3d_file(tmp_path, capsys):
@@ -223,4 +224,4 @@ def test_train_refuses_a_hostile_videopose3d_file(tmp_path, capsys):
                          "--set", f"EXPERIMENT.output_root={out}"])
     err = capsys.readouterr().err
     assert rc == 2 and "data_3d_h36m.npz" in err and "system" in err, err
-    assert not marker.exists()
+    assert not marker.exists() and not out.exists()

@@ -50,6 +50,7 @@ from .validate import (
     check_rotation,
     data_error,
     describe,
+    first_bad_row,
     get_key,
     key_path,
     read_json,
@@ -257,19 +258,22 @@ class Human36M(PoseDataset):
             raise DataError(f"{annotation_path(self.root, info[0], 'joint_3d')}: "
                             f"{key_path([str(info[1]), str(info[2]), str(info[3])])}: joints "
                             f"behind camera {info[4]} (Z <= 0), cannot project")
+        w, h = cat["image_size"][:, 0], cat["image_size"][:, 1]
         with np.errstate(over="ignore", invalid="ignore"):
             uv = project(cam, cat["focal"][:, None, :], cat["center"][:, None, :])
-        w, h = cat["image_size"][:, 0], cat["image_size"][:, 1]
-        bad = ~(np.isfinite(uv).all(axis=(1, 2)) & np.isfinite(cam).all(axis=(1, 2)))
-        if bad.any():
-            info = cat["frame_info"][int(np.nonzero(bad)[0][0])]
+            input_2d = normalize_pixels(uv, w, h)
+            joints_3d = (cam - cam[:, ROOT_JOINT:ROOT_JOINT + 1]) / 1000.0
+        bad = first_bad_row(uv, cam, input_2d, joints_3d)
+        if bad is not None:
+            info = cat["frame_info"][bad]
             raise DataError(f"{annotation_path(self.root, info[0], 'joint_3d')}: "
                             f"{key_path([str(info[1]), str(info[2]), str(info[3])])}: joints give "
-                            f"non-finite camera/pixel coordinates with camera {info[4]} "
-                            f"(values out of range)")
+                            f"non-finite camera/pixel coordinates with camera {info[4]} of "
+                            f"{annotation_path(self.root, info[0], 'camera')} (values out of the "
+                            f"float32 range)")
         tensors: Dict[str, torch.Tensor] = {
-            "input_2d": torch.from_numpy(normalize_pixels(uv, w, h)).float(),
-            "joints_3d": torch.from_numpy((cam - cam[:, ROOT_JOINT:ROOT_JOINT + 1]) / 1000.0).float(),
+            "input_2d": torch.from_numpy(input_2d).float(),
+            "joints_3d": torch.from_numpy(joints_3d).float(),
             "root_3d": torch.from_numpy(cam[:, ROOT_JOINT] / 1000.0).float(),
             "action": torch.from_numpy(cat["frame_info"][:, 1] - ACTION_OFFSET).long(),
             "subject": torch.from_numpy(cat["frame_info"][:, 0]).long(),

@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from scipy.optimize import nnls
 
 from ..errors import DataError
-from ..io import atomic_write_bytes
+from ..io import atomic_write_bytes, file_lock, remove_stale_temps
 from .smpl_format import SMPL_JOINT_NAMES, SMPL_PARENTS, SMPL_ROOT_PARENT
 
 logger = logging.getLogger(__name__)
@@ -747,12 +747,20 @@ def default_body_model_path(root: Optional[Union[str, Path]] = None) -> Path:
     """
     folder = Path(root) if root is not None else _default_root()
     path = folder / "hgn_open_body.pkl"
+    if _is_fresh(path):
+        return path
+    # several processes may start at once: one builds, the others wait and then find it fresh
+    with file_lock(folder / ".hgn_open_body.lock"):
+        if not _is_fresh(path):
+            remove_stale_temps(folder)
+            build_open_body_model(path)
+    return path
+
+
+def _is_fresh(path: Path) -> bool:
     try:
         stamp = json.loads(_stamp_path(path).read_text())
-        fresh = (stamp.get("version") == BODY_MODEL_VERSION and path.exists()
-                 and path.stat().st_size == stamp.get("size"))
+        return (stamp.get("version") == BODY_MODEL_VERSION and path.exists()
+                and path.stat().st_size == stamp.get("size"))
     except (OSError, ValueError):
-        fresh = False
-    if not fresh:
-        build_open_body_model(path)
-    return path
+        return False

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from ..errors import DataError
 from ..untrusted import load_npz, load_pickle
+from .validate import FLOAT32_MAX
 
 __all__ = ["SMPL_JOINT_NAMES", "SMPL_PARENTS", "SMPL_ROOT_PARENT", "read_body_model_file"]
 
@@ -31,7 +32,6 @@ SMPL_PARENTS = np.array(
 )
 #: How SMPL's kintree_table marks the root's parent.
 SMPL_ROOT_PARENT = 4294967295
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 _REQUIRED = {
     "v_template": (None, 3), "f": (None, 3), "shapedirs": (None, 3, None),
@@ -106,7 +106,7 @@ def _numbers(value: object, path: Path, key: str) -> np.ndarray:
 def _check_numbers(value: object, path: Path, key: str) -> None:
     arr = _numbers(value, path, key)
     if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr) | (np.abs(arr) > _FLOAT32_MAX)
+        bad = ~np.isfinite(arr) | (np.abs(arr) > FLOAT32_MAX)
         if bad.any():
             where = np.unravel_index(int(np.flatnonzero(bad)[0]), arr.shape) if arr.ndim else ()
             raise DataError(f"body model file {path}: key '{key}' holds {arr[where]!r} at "

@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["SYNTHETIC_VERSION", "SUBJECTS", "ACTION_NAMES", "DEFAULT_FRAMES", "FPS",
            "DETECTED_FILE", "DETECTED_SUBJECTS", "COCO_FROM_SMPL", "FACE_POINTS", "generate",
            "make_cameras", "subject_betas", "action_motion", "coco_regressor", "face_vertices",
-           "detected_track", "main"]
+           "detected_track", "dataset_identity", "manifest_identity", "main"]
 
 SYNTHETIC_VERSION = "hgn-synthetic-1.1"  # 1.1: COCO-17 keypoints and the detected-like 2D track
 SUBJECTS = (1, 5, 6, 7, 8, 9, 11)
@@ -739,7 +739,7 @@ def _matrices_from_rotvec(pose: np.ndarray) -> np.ndarray:
 
 def generate(out_dir: Union[str, Path], frames: int = DEFAULT_FRAMES, seed: int = 0,
              subjects: Iterable[int] = SUBJECTS, body_model_path: Optional[Union[str, Path]] = None,
-             actions: Optional[Iterable[int]] = None,
+             actions: Optional[Iterable[int]] = None, overwrite: bool = False,
              detected_subjects: Optional[Iterable[int]] = None) -> Path:
     """Write the synthetic data set into ``out_dir`` and return the manifest path.
 
@@ -751,9 +751,13 @@ def generate(out_dir: Union[str, Path], frames: int = DEFAULT_FRAMES, seed: int 
         body_model_path: an SMPL-format model with a Human3.6M regressor (default: the open
             body model; the bone-length guarantee holds for that one).
         actions: action indices 2..16 (default all 15).
+        overwrite: replace the annotations already in ``out_dir`` (otherwise a DataError).
         detected_subjects: subjects that get the detected-like 2D track
             (:data:`DETECTED_FILE`; default those of :data:`DETECTED_SUBJECTS` being generated;
             an empty list writes no track).
+
+    The manifest ``SYNTHETIC.json`` records the parameters; :func:`dataset_identity` of them
+    tells whether a folder holds the set a configuration asks for.
     """
     if int(frames) < 1:
         raise DataError(f"frames must be >= 1, got {frames}")
@@ -766,6 +770,9 @@ def generate(out_dir: Union[str, Path], frames: int = DEFAULT_FRAMES, seed: int 
             raise DataError(f"unknown action_idx {a}; expected 2..16")
     out = Path(out_dir)
     ann = out / "annotations"
+    if not overwrite and ann.is_dir() and any(ann.glob("Human36M_subject*_*.json")):
+        raise DataError(f"{out}: already holds annotations; choose an empty folder or pass "
+                        f"overwrite=True (--overwrite) to replace them")
     path = Path(body_model_path) if body_model_path is not None else default_body_model_path()
     model = load_body_model(path, dtype=None)
     start = time.time()
@@ -791,6 +798,8 @@ def generate(out_dir: Union[str, Path], frames: int = DEFAULT_FRAMES, seed: int 
         logger.info("subject %d written (%.1f s)", s, time.time() - start)
     manifest = {
         "generator": "hgn_pyg.data.synthetic", "version": SYNTHETIC_VERSION,
+        "identity": dataset_identity(frames, seed, subjects, actions, path.name,
+                                     model.version or "external"),
         "body_model": path.name, "body_model_version": model.version or "external",
         "seed": int(seed), "frames": int(frames), "fps": FPS, "subjects": subjects,
         "actions": {str(a): ACTION_NAMES[a] for a in actions}, "subactions": list(SUBACTIONS),
@@ -803,6 +812,31 @@ def generate(out_dir: Union[str, Path], frames: int = DEFAULT_FRAMES, seed: int 
         _write_track(tracks, out / DETECTED_FILE)
     _json_dump(manifest, out / "SYNTHETIC.json")
     return out / "SYNTHETIC.json"
+
+
+def dataset_identity(frames: int, seed: int, subjects: Iterable[int], actions: Iterable[int],
+                     body_model: str, body_model_version: str) -> Dict[str, object]:
+    """The parameters that decide a synthetic set's content, in one canonical dict (recorded in
+    ``SYNTHETIC.json``; two folders with equal identities hold the same data)."""
+    return {"version": SYNTHETIC_VERSION, "frames": int(frames), "seed": int(seed),
+            "subjects": sorted(int(s) for s in subjects), "actions": sorted(int(a) for a in actions),
+            "body_model": str(body_model), "body_model_version": str(body_model_version)}
+
+
+def manifest_identity(manifest: Dict[str, object]) -> Optional[Dict[str, object]]:
+    """:func:`dataset_identity` of a ``SYNTHETIC.json`` (``None`` when it is not one of ours)."""
+    if not isinstance(manifest, dict) or manifest.get("generator") != "hgn_pyg.data.synthetic":
+        return None
+    if isinstance(manifest.get("identity"), dict):
+        return manifest["identity"]
+    try:  # written before the identity was recorded
+        ident = dataset_identity(manifest["frames"], manifest["seed"], manifest["subjects"],
+                                 manifest["actions"], manifest["body_model"],
+                                 manifest["body_model_version"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    ident["version"] = manifest.get("version")
+    return ident
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -818,6 +852,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--actions", type=int, nargs="+", default=None,
                         help="action indices 2..16 (default all)")
     parser.add_argument("--body-model", default=None, help="SMPL-format model file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the annotations already in --out")
     parser.add_argument("--detected-subjects", type=int, nargs="*", default=None,
                         help=f"subjects that get the detected-like 2D track {DETECTED_FILE} "
                              f"(default: those of {list(DETECTED_SUBJECTS)} generated)")
@@ -828,7 +864,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         start = time.time()
         manifest = generate(args.out, frames=args.frames, seed=args.seed, subjects=args.subjects,
                             body_model_path=args.body_model, actions=args.actions,
-                            detected_subjects=args.detected_subjects)
+                            overwrite=args.overwrite, detected_subjects=args.detected_subjects)
     except (HGNError, OSError) as exc:
         if args.debug:
             raise

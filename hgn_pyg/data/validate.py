@@ -9,14 +9,17 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import DataError
 
 __all__ = ["key_path", "data_error", "read_json", "get_key", "as_array", "as_int", "as_positive",
-           "describe", "check_rotation"]
+           "describe", "check_rotation", "FLOAT32_MAX", "first_bad_row"]
+
+#: Largest finite float32: the tensors are float32, so a larger input would become inf there.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 PathLike = Union[str, os.PathLike]
 
@@ -78,7 +81,24 @@ def as_array(value: Any, shape: Tuple[int, ...], path: PathLike, keys: Sequence[
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
         raise data_error(path, keys, f"{what} contains NaN or Inf")
+    if arr.size and np.abs(arr).max() > FLOAT32_MAX:
+        raise data_error(path, keys, f"{what} holds {np.abs(arr).max():.3g}, beyond the float32 range "
+                                     f"(±{FLOAT32_MAX:.3g})")
     return arr
+
+
+def first_bad_row(*arrays: np.ndarray) -> Optional[int]:
+    """Index (along axis 0) of the first sample whose values in any of ``arrays`` are NaN/Inf or
+    beyond the float32 range, or ``None`` when every sample fits."""
+    bad = None
+    for a in arrays:
+        a = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
+        with np.errstate(invalid="ignore"):
+            rows = ~(np.isfinite(a) & (np.abs(a) <= FLOAT32_MAX)).all(axis=1)
+        bad = rows if bad is None else bad | rows
+    if bad is None or not bad.any():
+        return None
+    return int(np.flatnonzero(bad)[0])
 
 
 def as_int(value: Any, path: PathLike, keys: Sequence[Any]) -> int:

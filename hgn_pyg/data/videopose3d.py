@@ -36,7 +36,7 @@ from ..untrusted import load_npz
 from .camera import normalize_pixels, quaternion_to_matrix, world_to_camera_quat
 from .human36m import DEFAULT_SUBSAMPLE, PROTOCOL_SUBJECTS
 from .pose_dataset import ACTIONS, PoseDataset
-from .validate import as_array, data_error
+from .validate import as_array, data_error, first_bad_row
 
 log = logging.getLogger(__name__)
 
@@ -319,8 +319,15 @@ class VideoPose3D(PoseDataset):
                     xc = world_to_camera_quat(world[frames], cam["orientation"],
                                               cam["translation"])
                     n = len(frames)
-                    cols["input_2d"].append(normalize_pixels(uv[frames], np.full(n, w),
-                                                             np.full(n, h)))
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        inp = normalize_pixels(uv[frames], np.full(n, w), np.full(n, h))
+                    if first_bad_row(inp) is not None:
+                        raise data_error(self.npz_2d, k2 + [c], "2D joints give normalised input "
+                                         "beyond the float32 range (image size?)")
+                    if first_bad_row(xc, xc - xc[:, :1]) is not None:
+                        raise data_error(self.npz_3d, k3, f"3D joints in camera {c} are beyond "
+                                         "the float32 range")
+                    cols["input_2d"].append(inp)
                     cols["joints_cam"].append(xc)
                     cols["action"].append(np.full(n, label, dtype=np.int64))
                     cols["subject"].append(np.full(n, subj_id, dtype=np.int64))

@@ -26,9 +26,12 @@ from hgn_pyg.config import Config
 from hgn_pyg.errors import CheckpointError, ConfigError, DataError
 
 __all__ = [
+    "DATASET_FORMATS",
     "resolve_device",
     "ensure_dataset",
+    "synthetic_identity",
     "body_model_path",
+    "cache_dir",
     "load_body",
     "build_hierarchy",
     "build_datasets",
@@ -69,39 +72,103 @@ def _call_with_supported(fn, *args, **kwargs):
     return fn(*args, **use)
 
 
-def ensure_dataset(cfg: Config, is_main: bool = True) -> Path:
-    """Return the data root; generate the synthetic set there first when it is missing.
+#: The data-set layouts ``DATASET.format`` may name (the readers :func:`build_dataset` uses).
+DATASET_FORMATS = ("h36m", "videopose3d")
 
-    Generation goes to a temporary sibling folder that is renamed into place at the
-    end, so an interrupted generation never leaves a half-written data root.
-    Only the main process generates (call it on rank 0 before a barrier).
-    """
-    root = cfg.data_root()
-    if root.exists():
-        return root
-    if not cfg.SYNTHETIC.generate_if_missing:
-        raise ConfigError(f"{cfg.source}: DATASET.root: data folder {str(root)!r} does not exist")
-    if not is_main:
-        return root
-    from hgn_pyg.data import synthetic
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=str(root.parent)))
+def _synthetic_kwargs(cfg: Config, body_path: Optional[Path]) -> Dict[str, Any]:
+    """The keyword arguments of :func:`hgn_pyg.data.synthetic.generate` the config asks for."""
     kwargs: Dict[str, Any] = dict(cfg.SYNTHETIC.options)
     if cfg.SYNTHETIC.frames:
         kwargs["frames"] = cfg.SYNTHETIC.frames
     kwargs["seed"] = cfg.SYNTHETIC.seed
     kwargs.setdefault("subjects", sorted(set(cfg.DATASET.train_subjects) | set(cfg.DATASET.test_subjects)))
     if cfg.DATASET.body_model_path:
-        kwargs.setdefault("body_model_path", body_model_path(cfg))
-    log.info("data root %s missing: generating the synthetic set (%s)", root,
-             ", ".join(f"{k}={v}" for k, v in kwargs.items()))
+        kwargs.setdefault("body_model_path", body_path if body_path is not None else body_model_path(cfg))
+    return kwargs
+
+
+def synthetic_identity(cfg: Config, body_path: Path, body=None) -> Dict[str, Any]:
+    """:func:`hgn_pyg.data.synthetic.dataset_identity` of the synthetic set ``cfg`` describes."""
+    from hgn_pyg.data import synthetic
+
+    kw = _synthetic_kwargs(cfg, body_path)
+    body = body if body is not None else load_body(cfg)
+    actions = kw.get("actions") or sorted(synthetic.ACTION_NAMES)
     try:
-        _call_with_supported(synthetic.generate, tmp, **kwargs)
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return synthetic.dataset_identity(kw.get("frames", synthetic.DEFAULT_FRAMES), kw["seed"], kw["subjects"],
+                                          actions, Path(body_path).name, body.version or "external")
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{cfg.source}: SYNTHETIC.options: {exc}") from None
+
+
+def _folder_identity(root: Path) -> Optional[Dict[str, Any]]:
+    from hgn_pyg.data.synthetic import manifest_identity
+
+    try:
+        import json
+
+        return manifest_identity(json.loads((root / "SYNTHETIC.json").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def _holds_data(root: Path) -> bool:
+    return root.is_dir() and any(root.iterdir())
+
+
+def ensure_dataset(cfg: Config, is_main: bool = True, body_path: Optional[Path] = None, body=None) -> Path:
+    """The data root to read: ``DATASET.root``, or with ``SYNTHETIC.generate_if_missing`` a folder
+    holding the synthetic set this config describes.
+
+    A synthetic folder is used only when its ``SYNTHETIC.json`` records the same parameters
+    (:func:`synthetic_identity`); on a mismatch the set goes to ``<root>-<key>`` (key: a hash of
+    the parameters) instead, so data made with other parameters are never reused silently and
+    never overwritten. A folder without ``SYNTHETIC.json`` that holds files is taken as the user's
+    own data. Generation (main process only; call it on rank 0 before a barrier) goes to a
+    temporary sibling folder renamed into place, under a lock, so an interrupted generation
+    never leaves half a data set and several processes starting at once make it once.
+    """
+    root = cfg.data_root()
+    if not cfg.SYNTHETIC.generate_if_missing:
+        if not root.exists():
+            raise ConfigError(f"{cfg.source}: DATASET.root: data folder {str(root)!r} does not exist")
+        return root
+    body_path = body_path if body_path is not None else body_model_path(cfg)
+    want = synthetic_identity(cfg, body_path, body)
+    found = _folder_identity(root)
+    if _holds_data(root) and found is None:
+        return root  # the user's own data
+    if found is not None and found != want:
+        key = hashlib.blake2b(repr(sorted(want.items())).encode(), digest_size=4).hexdigest()
+        keyed = root.with_name(f"{root.name}-{key}")
+        differ = ", ".join(f"{k} {found.get(k)!r} -> {v!r}" for k, v in want.items() if found.get(k) != v)
+        log.warning("%s holds a synthetic set made with other parameters (%s); using %s", root, differ, keyed)
+        root = keyed
+    if _folder_identity(root) == want or not is_main:
+        return root
+    from hgn_pyg.data import synthetic
+    from hgn_pyg.io import file_lock, remove_stale_temps
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(root.parent / f".{root.name}.lock"):
+        if _folder_identity(root) == want:  # made by another process while we waited
+            return root
+        if _holds_data(root):
+            raise ConfigError(f"{cfg.source}: DATASET.root: {str(root)!r} holds files but no matching "
+                              "SYNTHETIC.json; move them or choose another DATASET.root")
+        remove_stale_temps(root.parent, name=root.name)
+        kwargs = _synthetic_kwargs(cfg, body_path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=str(root.parent)))
+        log.info("generating the synthetic set in %s (%s)", root, ", ".join(f"{k}={v}" for k, v in kwargs.items()))
+        try:
+            _call_with_supported(synthetic.generate, tmp, **kwargs)
+            if root.exists():
+                root.rmdir()  # empty (checked above)
+            os.replace(tmp, root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return root
 
 
@@ -124,7 +191,8 @@ def load_body(cfg: Config):
     return load_body_model(body_model_path(cfg))
 
 
-def _cache_dir(cfg: Config) -> Path:
+def cache_dir(cfg: Config) -> Path:
+    """``DATASET.cache_dir``, or ``<data root>/cache``: the hierarchy and target caches."""
     if cfg.DATASET.cache_dir:
         return Path(os.path.expanduser(cfg.DATASET.cache_dir))
     return cfg.data_root() / "cache"
@@ -142,7 +210,7 @@ def build_hierarchy(cfg: Config, body=None, cache: bool = True):
     nv = int(body.num_vertices)
     levels = int(cfg.MODEL.hierarchy_levels)
     key = hashlib.blake2b(faces.tobytes() + f"{nv}/{levels}".encode(), digest_size=8).hexdigest()
-    path = _cache_dir(cfg) / f"hierarchy_{key}.pt"
+    path = cache_dir(cfg) / f"hierarchy_{key}.pt"
     if cache and path.is_file():
         try:
             return GraphHierarchy.load(path)
@@ -172,19 +240,19 @@ def build_dataset(cfg: Config, split: str, hierarchy=None, body_path: Optional[P
     root = cfg.data_root()
     subjects = list(d.train_subjects if split == "train" else d.test_subjects)
     subsample = d.train_subsample if split == "train" else d.test_subsample
-    cache_dir = _cache_dir(cfg)
+    caches = cache_dir(cfg)
     if d.format == "h36m":
         from hgn_pyg.data.human36m import Human36M
 
         ds = _call_with_supported(
             Human36M, root, split=split, subjects=subjects, subsample=subsample, hierarchy=hierarchy,
             mesh_levels=tuple(cfg.MODEL.mesh_levels), body_model_path=body_path if hierarchy is not None else None,
-            cache_dir=cache_dir)
+            cache_dir=caches)
     else:
         from hgn_pyg.data.videopose3d import VideoPose3D
 
         ds = _call_with_supported(VideoPose3D, root / d.npz_3d, root / d.npz_2d, split=split, subjects=subjects,
-                                  subsample=subsample, cache_dir=cache_dir)
+                                  subsample=subsample, cache_dir=caches)
     if d.format == "h36m" and (d.input_joint_set != "human36" or not d.use_gt_input):
         from hgn_pyg.data.input_2d import with_input_2d
 

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from datetime import datetime, timezone
@@ -42,13 +43,17 @@ from hgn_pyg.engine.checkpoint import capture_rng_state, load_checkpoint, restor
 from hgn_pyg.engine.distributed import DistContext
 from hgn_pyg.engine.evaluator import _progress_interval, evaluate, make_loader, mean_pose_baseline, write_vis
 from hgn_pyg.engine.plots import plot_history, write_metrics_csv
-from hgn_pyg.io import atomic_write_text
+from hgn_pyg.io import atomic_write, atomic_write_text
 from hgn_pyg.errors import CheckpointError, ConfigError
 
 __all__ = ["Trainer", "make_experiment_dir", "setup_logging", "seed_everything", "write_results"]
 
 log = logging.getLogger(__name__)
 
+
+#: ``TRAIN.optimizer`` and ``TRAIN.scheduler`` values the trainer builds.
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("step", "none")
 
 CHECKPOINT_FORMAT = "hgn_pyg"
 CHECKPOINT_VERSION = 1
@@ -261,7 +266,34 @@ class Trainer:
         self.load_state_dict(state, str(path))
         log.info("resumed from %s (epoch %d finished, best MPJPE %.2f mm at epoch %d)", path, self.epoch,
                  self.best_metric, self.best_epoch)
+        if self.ctx.is_main:
+            self._repair(path)
         return self.epoch + 1
+
+    def _repair(self, last: Path) -> None:
+        """Make the folder agree with ``last`` after a kill at any point of :meth:`save` or after it.
+
+        An epoch's writes go last.pth.tar → best.pth.tar → graph/metrics.csv (results.json only at
+        the end of :meth:`fit`), so a kill can leave best.pth.tar one best epoch behind (then
+        last.pth.tar *is* the best epoch's checkpoint and is copied over it) and metrics.csv behind
+        the history (rewritten from it).
+        """
+        best = self.ckpt_dir / "best.pth.tar"
+        if self.best_epoch >= 0 and last.parent == self.ckpt_dir:
+            try:
+                best_epoch = int(load_checkpoint(best, map_location="cpu").get("epoch", -1)) if best.is_file() else None
+            except CheckpointError:
+                best_epoch = None  # unreadable: replaced below when it can be
+            if best_epoch != self.best_epoch:
+                if self.best_epoch == self.epoch:
+                    with open(last, "rb") as src:
+                        atomic_write(best, lambda fh: shutil.copyfileobj(src, fh), sync_dir=True)
+                    log.warning("repaired %s: it held epoch %s, the best epoch is %d", best, best_epoch,
+                                self.best_epoch)
+                else:
+                    log.warning("%s holds epoch %s but the best epoch is %d; it is rewritten at the next "
+                                "best epoch", best, best_epoch, self.best_epoch)
+        self._write_graphs(plots=False)
 
     def save(self, is_best: bool) -> None:
         if not self.ctx.is_main:

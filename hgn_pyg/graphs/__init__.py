@@ -13,7 +13,7 @@ from .coarsening import (
     hem_coarsen,
     validate_faces,
 )
-from .hierarchy import GraphHierarchy, JointAssignment, mesh_hierarchy
+from .hierarchy import GraphHierarchy, JointAssignment, ParentMap, mesh_hierarchy
 from .skeleton import COCO, COCO17, H36M, SKELETONS, JointSet, register_skeleton, skeleton_graph
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "mesh_hierarchy",
     "GraphHierarchy",
     "JointAssignment",
+    "ParentMap",
     "classic_argsort",
     "faces_to_adjacency",
     "validate_faces",

@@ -1,4 +1,4 @@
-"""The multi-scale mesh hierarchy of HGN (HGN_SPEC §1.2-§1.3) as PyTorch Geometric data.
+"""The multi-scale mesh hierarchy of HGN (docs/published_model.md §1.2-§1.3) as PyTorch Geometric data.
 
 :func:`mesh_hierarchy` coarsens a triangle mesh with the published heavy-edge matching and returns a
 :class:`GraphHierarchy`: per level ``i`` the coarse graph in binary-tree slot order (a PyG ``Data``),
@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from typing import List, Sequence, Union
+from typing import List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,7 +32,7 @@ from ..errors import GraphError
 from ..io import atomic_write
 from .coarsening import binary_tree_perms, faces_to_adjacency, hem_coarsen
 
-__all__ = ["GraphHierarchy", "JointAssignment", "mesh_hierarchy"]
+__all__ = ["GraphHierarchy", "JointAssignment", "ParentMap", "mesh_hierarchy"]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,84 @@ def _check_node_dim(x: Tensor, expected: int, what: str) -> None:
         raise GraphError(f"{what}: expected a torch.Tensor, got {type(x).__name__}")
     if x.dim() not in (2, 3) or x.shape[-2] != expected:
         raise GraphError(
-            f"{what}: expected a tensor [{expected}, C] or [B, {expected}, C], got {tuple(x.shape)}"
+            f"{what}: expected a tensor [{expected}, C] or [B, {expected}, C], got {list(x.shape)}"
         )
+
+
+class ParentMap(NamedTuple):
+    """A many-to-one map from ``num_fine`` nodes to ``num_coarse`` nodes with pooling weights:
+    the one home of pooling (fine -> coarse) and broadcasting (coarse -> fine) in this package.
+
+    Attributes:
+        index: LongTensor ``[num_fine]``: coarse node of each fine node, ``-1`` for none.
+        weight: float64 ``[num_fine]``: weight of each fine node in its coarse node's pooled
+            value (0 where ``index`` is -1); a mean when the weights of a coarse node sum to 1.
+        num_coarse: number of coarse nodes.
+
+    ``pool``: ``out_c = sum_{s: index[s] = c} weight[s] x_s``; ``unpool``: ``out_s = x_{index[s]}``
+    (0 where ``index[s] = -1``). Both take ``[S, C]``, ``[B, S, C]`` or a PyG batch
+    ``[k*S, C]`` of ``k`` graphs with ``batch [k*S]``, like ``torch_geometric.nn.pool``.
+    """
+
+    index: Tensor
+    weight: Tensor
+    num_coarse: int
+
+    @property
+    def num_fine(self) -> int:
+        return int(self.index.numel())
+
+    def then(self, other: "ParentMap") -> "ParentMap":
+        """The composed map: this one, then ``other`` (whose fine nodes are this one's coarse
+        nodes); weights multiply."""
+        if other.num_fine != self.num_coarse:
+            raise GraphError(f"ParentMap.then: {self.num_coarse} coarse nodes cannot feed a map "
+                             f"of {other.num_fine} fine nodes")
+        ok = self.index >= 0
+        up = other.index.to(self.index.device)[self.index.clamp(min=0)]
+        index = torch.where(ok, up, -1)
+        w = other.weight.to(self.weight.device)[self.index.clamp(min=0)]
+        weight = torch.where(index >= 0, self.weight * w, 0.0)
+        return ParentMap(index, weight, other.num_coarse)
+
+    def pool(self, x: Tensor, batch: Optional[Tensor] = None) -> Tensor:
+        """Weighted sum of the fine nodes of every coarse node (0 for a coarse node without)."""
+        xb, restore = _per_graph(x, self.num_fine, batch, "pool")
+        real = (self.index >= 0).nonzero().view(-1).to(x.device)
+        w = self.weight.to(device=x.device, dtype=x.dtype)[real].unsqueeze(-1)
+        out_shape = list(xb.shape)
+        out_shape[-2] = self.num_coarse
+        out = xb.new_zeros(out_shape).index_add_(
+            -2, self.index.to(x.device)[real], xb.index_select(-2, real) * w)
+        return restore(out)
+
+    def unpool(self, x: Tensor, batch: Optional[Tensor] = None) -> Tensor:
+        """Every fine node takes its coarse node's features (0 where it has none)."""
+        xb, restore = _per_graph(x, self.num_coarse, batch, "unpool")
+        mask = (self.index >= 0).to(device=x.device, dtype=x.dtype).unsqueeze(-1)
+        return restore(xb.index_select(-2, self.index.clamp(min=0).to(x.device)) * mask)
+
+    def to(self, device) -> "ParentMap":
+        return ParentMap(self.index.to(device), self.weight.to(device), self.num_coarse)
+
+
+def _per_graph(x: Tensor, n: int, batch: Optional[Tensor], what: str):
+    """``x`` as ``[.., n, C]`` and the function restoring a result to ``x``'s layout: a PyG
+    batch ``[k*n, C]`` (``batch`` given) becomes ``[k, n, C]``."""
+    if batch is None:
+        _check_node_dim(x, n, what)
+        return x, lambda out: out
+    if not isinstance(x, Tensor) or x.dim() != 2 or batch.shape != x.shape[:1]:
+        raise GraphError(f"{what}: a PyG batch needs x [N, C] and batch [N], got x "
+                         f"{tuple(getattr(x, 'shape', ()))} and batch {tuple(batch.shape)}")
+    k = int(batch.max()) + 1 if batch.numel() else 0
+    if x.size(0) != k * n or not bool((torch.bincount(batch, minlength=k) == n).all()):
+        raise GraphError(f"{what}: every graph of the batch must have {n} nodes (this map's "
+                         f"graph), got {torch.bincount(batch).tolist()}")
+    order = batch.argsort(stable=True)
+    if not bool((order == torch.arange(order.numel(), device=order.device)).all()):
+        raise GraphError(f"{what}: batch must be sorted (graphs stored one after another)")
+    return x.reshape(k, n, x.size(1)), lambda out: out.reshape(-1, out.size(-1))
 
 
 class GraphHierarchy:
@@ -108,7 +184,7 @@ class GraphHierarchy:
     # ------------------------------------------------------------------ construction helpers
     @classmethod
     def from_adjacency(cls, W, levels: int = 9) -> "GraphHierarchy":
-        """Coarsen a sparse adjacency ``W [N, N]`` ``levels`` times (HGN_SPEC §1.2)."""
+        """Coarsen a sparse adjacency ``W [N, N]`` ``levels`` times (docs/published_model.md §1.2)."""
         graphs, clusters = hem_coarsen(W, levels)
         perms = binary_tree_perms(clusters) if clusters else [np.arange(graphs[0].shape[0])]
         return cls(graphs, clusters, perms)
@@ -160,15 +236,13 @@ class GraphHierarchy:
         return self.inv_perms[i].cpu().numpy()
 
     def _build_pooling(self, clusters: List[np.ndarray], perms: List[np.ndarray]) -> None:
-        # per level i < L: weight of each slot of level i in the mean of its parent slot
+        # per level i < L: weight of each slot of level i in the mean of its parent slot s // 2
         self._child_weight: List[Tensor] = []
-        self._parent_slot: List[Tensor] = []
         for i in range(self.num_levels - 1):
             mask = (perms[i] < self.num_real[i]).astype(np.float64).reshape(-1, 2)
             cnt = mask.sum(1, keepdims=True)
             w = (mask / np.maximum(cnt, 1.0)).reshape(-1)  # 0 where the slot is fake
             self._child_weight.append(torch.from_numpy(w))
-            self._parent_slot.append(torch.from_numpy(np.arange(self.num_slots[i], dtype=np.int64) // 2))
         # level-0 vertex -> vertex of level l, and the product of the 1/size factors
         idx = np.arange(self.num_real[0], dtype=np.int64)
         wt = np.ones(self.num_real[0], dtype=np.float64)
@@ -190,13 +264,13 @@ class GraphHierarchy:
     def real_slots(self, i: int) -> Tensor:
         """``inv_perms[i][:N_i]`` (LongTensor ``[N_i]``): slot of each real vertex, original order.
 
-        The loss reads the network's slot-order prediction at these slots (HGN_SPEC §1.3).
+        The loss reads the network's slot-order prediction at these slots (docs/published_model.md §1.3).
         """
         self._check_level(i)
         return self.inv_perms[i][: self.num_real[i]]
 
     def pool_matrix(self, i: int, dense: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
-        """Pooling matrix ``P_i`` of HGN_SPEC §1.3, ``[N_i, N_{i+1}]``, original order.
+        """Pooling matrix ``P_i`` of docs/published_model.md §1.3, ``[N_i, N_{i+1}]``, original order.
 
         ``P_i[v, c] = 1 / |c|`` when vertex ``v`` of level ``i`` belongs to cluster ``c`` (0.5 for a
         pair, 1.0 for a singleton); every column sums to 1. Sparse COO unless ``dense``.
@@ -212,7 +286,7 @@ class GraphHierarchy:
         return P.to_dense() if dense else P
 
     def coarsen_vertices(self, verts: Tensor, level: int) -> Tensor:
-        """Coarse vertex positions (HGN_SPEC §1.3): ``(P_0 ... P_{level-1})^T verts``.
+        """Coarse vertex positions (docs/published_model.md §1.3): ``(P_0 ... P_{level-1})^T verts``.
 
         Args:
             verts: ``[N_0, D]`` or ``[B, N_0, D]`` (level-0 order; float32 or float64; any D,
@@ -229,45 +303,51 @@ class GraphHierarchy:
         _check_node_dim(x, self.num_real[0], "coarsen_vertices")
         if not x.is_floating_point():
             raise GraphError(f"coarsen_vertices: expected floating vertices, got {x.dtype}")
-        idx = self._flat_index[level].to(x.device)
-        w = self._flat_weight[level].to(device=x.device, dtype=x.dtype)
-        out_shape = list(x.shape)
-        out_shape[-2] = self.num_real[level]
-        out = x.new_zeros(out_shape).index_add_(-2, idx, x * w.unsqueeze(-1))
+        out = ParentMap(self._flat_index[level], self._flat_weight[level],
+                        self.num_real[level]).pool(x)
         return out.numpy() if as_numpy else out
 
-    def pool(self, x: Tensor, i: int) -> Tensor:
-        """Mean-pool slot features from level ``i`` to level ``i + 1`` (scatter-based).
+    def parent_map(self, source_level: int, target_level: int) -> ParentMap:
+        """The slots of the finer of two levels mapped to those of the coarser (slot order).
+
+        Slot ``s`` of level ``i`` lies under slot ``s >> (j - i)`` of level ``j > i``; its weight
+        is the product of the ``1 / |real children|`` of every one-level mean on the way, so
+        pooling with it equals :meth:`pool` applied level by level. Fake slots have index -1.
+        ``source_level`` and ``target_level`` may come in either order (the map always goes from
+        fine to coarse; use ``.pool`` or ``.unpool``).
+        """
+        lo, hi = sorted((int(source_level), int(target_level)))
+        self._check_level(lo)
+        self._check_level(hi)
+        dev = self._child_weight[0].device if self._child_weight else self.device
+        slots = torch.arange(self.num_slots[lo], device=dev)
+        weight = torch.ones(self.num_slots[lo], dtype=torch.float64, device=dev)
+        for level in range(lo, hi):
+            weight = weight * self._child_weight[level][slots >> (level - lo)]
+        if hi == lo:
+            weight = self.levels[lo].real_mask.to(device=dev, dtype=torch.float64)
+        index = torch.where(weight > 0, slots >> (hi - lo), -1)
+        return ParentMap(index, weight, self.num_slots[hi])
+
+    def pool(self, x: Tensor, i: int, batch: Optional[Tensor] = None) -> Tensor:
+        """Mean-pool slot features from level ``i`` to level ``i + 1``.
 
         Args:
-            x: ``[S_i, C]`` or ``[B, S_i, C]`` in slot order.
+            x: ``[S_i, C]``, ``[B, S_i, C]`` in slot order, or a PyG batch ``[k*S_i, C]`` with
+                ``batch``.
 
         Returns:
-            ``[S_{i+1}, C]`` / ``[B, S_{i+1}, C]``: each slot is the mean of its real children
-            (fake children are excluded; a slot without a real child gets 0).
+            ``[S_{i+1}, C]`` / ``[B, S_{i+1}, C]`` / ``[k*S_{i+1}, C]``: each slot is the mean of
+            its real children (fake children are excluded; a slot without a real child gets 0).
         """
         self._check_level(i, coarse=False)
-        _check_node_dim(x, self.num_slots[i], f"pool(level {i})")
-        w = self._child_weight[i].to(device=x.device, dtype=x.dtype)
-        idx = self._parent_slot[i].to(x.device)
-        out_shape = list(x.shape)
-        out_shape[-2] = self.num_slots[i + 1]
-        return x.new_zeros(out_shape).index_add_(-2, idx, x * w.unsqueeze(-1))
+        return self.parent_map(i, i + 1).pool(x, batch)
 
-    def unpool(self, x: Tensor, i: int) -> Tensor:
-        """Broadcast slot features from level ``i + 1`` back to level ``i``.
-
-        Args:
-            x: ``[S_{i+1}, C]`` or ``[B, S_{i+1}, C]`` in slot order.
-
-        Returns:
-            ``[S_i, C]`` / ``[B, S_i, C]``: every real slot gets its parent's features, fake slots 0.
-        """
+    def unpool(self, x: Tensor, i: int, batch: Optional[Tensor] = None) -> Tensor:
+        """Broadcast slot features from level ``i + 1`` back to level ``i``: every real slot
+        gets its parent's features, fake slots 0 (shapes as :meth:`pool`, reversed)."""
         self._check_level(i, coarse=False)
-        _check_node_dim(x, self.num_slots[i + 1], f"unpool(level {i})")
-        idx = self._parent_slot[i].to(x.device)
-        mask = self.levels[i].real_mask.to(device=x.device, dtype=x.dtype)
-        return x.index_select(-2, idx) * mask.unsqueeze(-1)
+        return self.parent_map(i, i + 1).unpool(x, batch)
 
     def joint_assignment(self, weights, level: int) -> "JointAssignment":
         """Assign every real slot of ``level`` to one joint (see :class:`JointAssignment`).
@@ -335,7 +415,6 @@ class GraphHierarchy:
         new.inv_perms = mv(self.inv_perms)
         new.levels = [d.to(device) for d in self.levels]
         new._child_weight = mv(self._child_weight)
-        new._parent_slot = mv(self._parent_slot)
         new._flat_index = mv(self._flat_index)
         new._flat_weight = mv(self._flat_weight)
         return new
@@ -464,8 +543,6 @@ class JointAssignment:
         self.num_joints = int(num_joints)
         real = np.flatnonzero(a >= 0)
         self.assign = torch.from_numpy(a.copy())
-        self._real_slots = torch.from_numpy(real)
-        self._joint_of_real = torch.from_numpy(a[real])
         self.counts = torch.from_numpy(np.bincount(a[real], minlength=self.num_joints).astype(np.float32))
 
     @property
@@ -473,27 +550,25 @@ class JointAssignment:
         """Number of slots ``S``."""
         return int(self.assign.numel())
 
-    def pool(self, x: Tensor) -> Tensor:
-        """Mean over the slots of each joint: ``[S, C]`` / ``[B, S, C]`` -> ``[J, C]`` / ``[B, J, C]``."""
-        _check_node_dim(x, self.num_slots, "JointAssignment.pool")
-        xs = x.index_select(-2, self._real_slots.to(x.device))
-        out_shape = list(x.shape)
-        out_shape[-2] = self.num_joints
-        out = x.new_zeros(out_shape).index_add_(-2, self._joint_of_real.to(x.device), xs)
-        cnt = self.counts.to(device=x.device, dtype=x.dtype).clamp(min=1).unsqueeze(-1)
-        return out / cnt
+    def parent_map(self) -> ParentMap:
+        """Slots -> joints with mean weights ``1 / |slots of the joint|`` (fake slots -1)."""
+        cnt = self.counts.to(torch.float64).clamp(min=1)
+        weight = torch.where(self.assign >= 0, 1.0 / cnt.to(self.assign.device)[
+            self.assign.clamp(min=0)], 0.0)
+        return ParentMap(self.assign, weight, self.num_joints)
 
-    def unpool(self, x: Tensor) -> Tensor:
+    def pool(self, x: Tensor, batch: Optional[Tensor] = None) -> Tensor:
+        """Mean over the slots of each joint: ``[.., S, C]`` -> ``[.., J, C]`` (0 if none)."""
+        return self.parent_map().pool(x, batch)
+
+    def unpool(self, x: Tensor, batch: Optional[Tensor] = None) -> Tensor:
         """Each slot takes its joint's features: ``[.., J, C]`` -> ``[.., S, C]`` (fake slots 0)."""
-        _check_node_dim(x, self.num_joints, "JointAssignment.unpool")
-        idx = self.assign.clamp(min=0).to(x.device)
-        mask = (self.assign >= 0).to(device=x.device, dtype=x.dtype)
-        return x.index_select(-2, idx) * mask.unsqueeze(-1)
+        return self.parent_map().unpool(x, batch)
 
     def to(self, device: Union[str, torch.device]) -> "JointAssignment":
         """A copy with every tensor on ``device``."""
         new = copy.copy(self)
-        for name in ("assign", "_real_slots", "_joint_of_real", "counts"):
+        for name in ("assign", "counts"):
             setattr(new, name, getattr(self, name).to(device))
         return new
 
@@ -503,7 +578,7 @@ class JointAssignment:
 
 def mesh_hierarchy(faces, num_vertices: int, levels: int = 9,
                    allow_duplicate_faces: bool = False) -> GraphHierarchy:
-    """Build HGN's mesh hierarchy from triangle faces (HGN_SPEC §1.2-§1.3).
+    """Build HGN's mesh hierarchy from triangle faces (docs/published_model.md §1.2-§1.3).
 
     Args:
         faces: ``[F, 3]`` integer array (numpy, list or torch), every vertex in some face, no

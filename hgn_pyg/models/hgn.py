@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tup
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import add_self_loops, remove_self_loops
+from torch_geometric.utils import add_self_loops, coalesce, remove_self_loops
 
 from hgn_pyg.errors import ConfigError
 from hgn_pyg.nn import (
@@ -94,11 +94,12 @@ PUBLISHED_SCHEDULE: Tuple[FusionStage, ...] = fusion_schedule(4)
 
 
 def _skeleton_edges(skeleton) -> Tuple[Tensor, int]:
-    """The skeleton's edges with one self loop per joint (SPEC §1.1: bones + self loops)."""
+    """The skeleton's edges with one self loop per joint (SPEC §1.1: bones + self loops), sorted
+    by (target, source): the published order of the edge logits."""
     num_nodes = int(skeleton.num_nodes)
     edge_index, _ = remove_self_loops(torch.as_tensor(skeleton.edge_index, dtype=torch.long))
     edge_index, _ = add_self_loops(edge_index, num_nodes=num_nodes)
-    return edge_index, num_nodes
+    return coalesce(edge_index, num_nodes=num_nodes, sort_by_row=False), num_nodes
 
 
 def _branch_layers(schedule: Sequence[FusionStage]) -> List[Tuple[int, Tuple[int, ...]]]:

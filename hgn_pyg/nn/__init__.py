@@ -1,4 +1,4 @@
-"""Graph layers of HGN, usable in any PyTorch Geometric model (HGN_SPEC §2).
+"""Graph layers of HGN, usable in any PyTorch Geometric model (docs/published_model.md §2).
 
 * :class:`SemGraphConv` -- semantic graph convolution (one learnable logit per edge),
   a ``MessagePassing`` layer with dense / sparse / scatter kernels (:func:`choose_mode`).

@@ -1,4 +1,4 @@
-"""Graph convolution block and residual block (HGN_SPEC §2.2)."""
+"""Graph convolution block and residual block (docs/published_model.md §2.2)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -19,7 +19,7 @@ def _batch_norm_nodes(bn: BatchNorm1d, x: Tensor) -> Tensor:
 
 
 class GraphConvBlock(Module):
-    r"""``SemGraphConv -> BatchNorm1d (over channels) -> ReLU`` (SPEC §2.2).
+    r"""``SemGraphConv -> BatchNorm1d (over channels) -> ReLU`` (§2.2).
 
     .. math::
         x' = \mathrm{ReLU}\big(\mathrm{BN}(\mathrm{SemGraphConv}(x))\big)
@@ -28,19 +28,22 @@ class GraphConvBlock(Module):
 
     Args:
         in_channels (int), out_channels (int): feature sizes.
-        edge_index (LongTensor): ``[2, E]`` topology; num_nodes (int): ``N``.
+        edge_index (LongTensor, optional): ``[2, E]`` template; num_nodes (int, optional): ``N``.
         dropout (float, optional): dropout probability (default: none).
-        **conv_kwargs: passed to :class:`SemGraphConv` (``isolated``, ``mode``, ``bias``).
+        **conv_kwargs: passed to :class:`SemGraphConv` (``num_edge_types`` for a typed layer,
+            ``isolated``, ``mode``, ``bias``).
 
     Submodules ``gconv`` and ``bn`` carry the published names (``_GraphConv.gconv/bn``).
 
     Shapes:
-        - **input:** ``x [B, N, Cin]`` or ``[N, Cin]`` (+ optional topology as for SemGraphConv).
+        - **input:** ``x [B, N, Cin]`` or ``[N, Cin]``, optional ``edge_index``, ``edge_type``,
+          ``batch`` as for :class:`SemGraphConv` (BatchNorm pools over all nodes of a batch).
         - **output:** ``[B, N, Cout]`` or ``[N, Cout]``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, edge_index: Tensor, num_nodes: int,
-                 dropout: Optional[float] = None, **conv_kwargs) -> None:
+    def __init__(self, in_channels: int, out_channels: int, edge_index: Optional[Tensor] = None,
+                 num_nodes: Optional[int] = None, dropout: Optional[float] = None,
+                 **conv_kwargs) -> None:
         super().__init__()
         self.gconv = SemGraphConv(in_channels, out_channels, edge_index, num_nodes, **conv_kwargs)
         self.bn = BatchNorm1d(out_channels)
@@ -51,8 +54,9 @@ class GraphConvBlock(Module):
         self.gconv.reset_parameters()
         self.bn.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index=None) -> Tensor:
-        x = _batch_norm_nodes(self.bn, self.gconv(x, edge_index))
+    def forward(self, x: Tensor, edge_index=None, edge_type: Optional[Tensor] = None,
+                batch: Optional[Tensor] = None) -> Tensor:
+        x = _batch_norm_nodes(self.bn, self.gconv(x, edge_index, edge_type, batch))
         if self.dropout is not None:
             x = self.dropout(x.relu())
         return x.relu()
@@ -61,11 +65,11 @@ class GraphConvBlock(Module):
         g = self.gconv
         drop = f", dropout={self.dropout.p}" if self.dropout is not None else ""
         return (f"{self.__class__.__name__}({g.in_channels}, {g.out_channels}, "
-                f"nodes={g.num_nodes}{drop})")
+                f"{_graph(g)}{drop})")
 
 
 class ResidualGraphConvBlock(Module):
-    r"""Two :class:`GraphConvBlock` with a skip connection (SPEC §2.2):
+    r"""Two :class:`GraphConvBlock` with a skip connection (§2.2):
 
     .. math::
         x' = x + \mathrm{block}_2(\mathrm{block}_1(x))
@@ -76,11 +80,12 @@ class ResidualGraphConvBlock(Module):
 
     Submodules ``gconv1`` (C -> hidden) and ``gconv2`` (hidden -> C), the published names.
 
-    Shapes: ``[B, N, C]`` or ``[N, C]`` -> same.
+    Shapes: ``[B, N, C]`` or ``[N, C]`` (+ ``edge_index``, ``edge_type``, ``batch``) -> same.
     """
 
-    def __init__(self, channels: int, hidden: int, edge_index: Tensor, num_nodes: int,
-                 dropout: Optional[float] = None, **conv_kwargs) -> None:
+    def __init__(self, channels: int, hidden: int, edge_index: Optional[Tensor] = None,
+                 num_nodes: Optional[int] = None, dropout: Optional[float] = None,
+                 **conv_kwargs) -> None:
         super().__init__()
         self.gconv1 = GraphConvBlock(channels, hidden, edge_index, num_nodes, dropout, **conv_kwargs)
         self.gconv2 = GraphConvBlock(hidden, channels, edge_index, num_nodes, dropout, **conv_kwargs)
@@ -89,10 +94,17 @@ class ResidualGraphConvBlock(Module):
         self.gconv1.reset_parameters()
         self.gconv2.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index=None) -> Tensor:
-        return x + self.gconv2(self.gconv1(x, edge_index), edge_index)
+    def forward(self, x: Tensor, edge_index=None, edge_type: Optional[Tensor] = None,
+                batch: Optional[Tensor] = None) -> Tensor:
+        args = (edge_index, edge_type, batch)
+        return x + self.gconv2(self.gconv1(x, *args), *args)
 
     def __repr__(self) -> str:
         g = self.gconv1.gconv
         return (f"{self.__class__.__name__}({g.in_channels}, hidden={g.out_channels}, "
-                f"nodes={g.num_nodes})")
+                f"{_graph(g)})")
+
+
+def _graph(conv: SemGraphConv) -> str:
+    return (f"edge_types={conv.num_edge_types}" if conv.num_nodes is None
+            else f"nodes={conv.num_nodes}")

@@ -1,4 +1,4 @@
-"""Graph non-local block (HGN_SPEC §2.3) in separable form."""
+"""Graph non-local block (docs/published_model.md §2.3) in separable form."""
 from __future__ import annotations
 
 import math
@@ -7,12 +7,14 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module, Parameter
+from torch_geometric.utils import to_dense_batch
 
 
 class GraphNonLocal(Module):
-    r"""Non-local (self-attention-like) block over all nodes of a graph, SPEC §2.3.
+    r"""Non-local (self-attention-like) block over all nodes of a graph, ``docs/published_model.md``
+    §2.3.
 
-    With inner width :math:`C' = C/2`:
+    With inner width :math:`C' = C/2` and :math:`N` the number of nodes of the graph:
 
     .. math::
         g_i = W_g x_i + b_g,\ \theta_i = W_\theta x_i + b_\theta,\ \phi_j = W_\phi x_j + b_\phi
@@ -25,8 +27,13 @@ class GraphNonLocal(Module):
         y_i = \sum_j f_{ij}\, g_j, \qquad x'_i = x_i + \mathrm{BN}(W y_i + b_W).
 
     The concatenation is never materialised: only the ``[B, N, N]`` score matrix is built
-    (the published form builds ``[B, C, N, N]``). ``W``'s bias and the BatchNorm's weight and
-    bias start at 0, so a fresh block is the identity.
+    (the published form builds ``[B, C, N, N]``). A PyG batch (``x [ΣN, C]`` with ``batch``)
+    attends within each graph only (padded to ``[B, N_max, N_max]`` scores); BatchNorm statistics
+    are taken over all nodes of the batch, as in any PyG model with BatchNorm.
+
+    Initialisation as published: ``kaiming_normal_`` (fan-in, gain :math:`\sqrt{2}`) on ``g``,
+    ``θ``, ``φ``, ``concat_project`` and ``W``, their biases 0, BatchNorm weight and bias 0 (a
+    fresh block is the identity).
 
     Args:
         channels (int): ``C``.
@@ -46,7 +53,8 @@ class GraphNonLocal(Module):
     ==================================  =========================================
 
     Shapes:
-        - **input:** ``x [B, N, C]`` or ``[N, C]`` (one graph; BN then sees ``N`` samples).
+        - **input:** ``x [B, N, C]``, ``[N, C]`` (one graph) or ``[ΣN, C]`` with
+          ``batch [ΣN]`` (graph of each node, a PyG batch of graphs of any sizes).
         - **output:** same as the input.
     """
 
@@ -64,39 +72,46 @@ class GraphNonLocal(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Published init: ``g/θ/φ/W`` like ``Conv1d`` defaults, ``concat_project`` like a
-        ``Conv2d(2C', 1, 1)`` (bound ``1/sqrt(2C')``), ``W.bias``, ``bn.weight``, ``bn.bias`` = 0."""
+        """Published init: ``kaiming_normal_`` on ``g/θ/φ/concat_project/W`` weights (as the
+        Conv weights ``[C_out, C_in, 1]`` they load from: fan-in = ``C_in``), biases 0, ``bn``
+        weight and bias 0."""
         for lin in (self.g, self.theta, self.phi, self.W):
-            lin.reset_parameters()  # kaiming_uniform(a=sqrt(5)) == Conv1d(kernel 1) default
-        bound = 1.0 / math.sqrt(2 * self.inner_channels)
-        torch.nn.init.uniform_(self.concat_project, -bound, bound)
+            torch.nn.init.kaiming_normal_(lin.weight)
+            torch.nn.init.zeros_(lin.bias)
+        with torch.no_grad():  # a Conv2d(2C', 1, 1) weight [1, 2C', 1, 1]: fan-in 2C'
+            torch.nn.init.kaiming_normal_(self.concat_project.view(1, -1))
         self.bn.reset_parameters()
-        torch.nn.init.zeros_(self.W.bias)
         torch.nn.init.zeros_(self.bn.weight)
         torch.nn.init.zeros_(self.bn.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, batch: Optional[Tensor] = None) -> Tensor:
         if x.dim() not in (2, 3) or x.size(-1) != self.channels:
             raise ValueError(f"GraphNonLocal: expected x [B, N, {self.channels}] or "
                              f"[N, {self.channels}], got {list(x.shape)}")
-        single = x.dim() == 2
-        xb = x.unsqueeze(0) if single else x
-        N = xb.size(1)
-        Ci = self.inner_channels
-        g = self.g(xb)                                               # [B, N, C']
+        if batch is not None:
+            if x.dim() != 2 or batch.shape != x.shape[:1]:
+                raise ValueError(f"GraphNonLocal: batch must be [N] for x [N, C], got batch "
+                                 f"{list(batch.shape)} and x {list(x.shape)}")
+            xb, mask = to_dense_batch(x, batch)                          # [B, N_max, C]
+            count = mask.sum(1).view(-1, 1, 1)                            # nodes per graph
+        else:
+            xb, mask, count = (x.unsqueeze(0) if x.dim() == 2 else x), None, x.size(-2)
+        g = self.g(xb)                                                    # [B, N, C']
         # θ and φ are only read through their dot products with the halves of the concat
         # weight, so fold them into C-vectors: a_i = w_θ·(W_θ x_i + b_θ) = x_i·(W_θᵀ w_θ) + b_θ·w_θ
+        Ci = self.inner_channels
         w_t, w_p = self.concat_project[:Ci], self.concat_project[Ci:]
         a = xb @ (self.theta.weight.t() @ w_t) + self.theta.bias @ w_t   # [B, N]
         b = xb @ (self.phi.weight.t() @ w_p) + self.phi.bias @ w_p       # [B, N]
-        f = torch.relu(a.unsqueeze(2) + b.unsqueeze(1)) / N          # [B, N, N]
-        y = torch.bmm(f, g)                                          # [B, N, C']
-        z = self.W(y)                                                # [B, N, C]
-        # BatchNorm over channels with nodes as samples: [B*N, C] has the same statistics as
-        # [B, C, N] and avoids a slow strided (transposed) BatchNorm
-        z = self.bn(z.reshape(-1, z.size(-1))).view(z.shape)
-        out = xb + z
-        return out.squeeze(0) if single else out
+        if mask is not None:  # padded nodes j send nothing: ReLU(a_i - inf) = 0
+            b = b.masked_fill(~mask, float("-inf"))
+        f = torch.relu(a.unsqueeze(2) + b.unsqueeze(1)) / count         # [B, N, N]
+        y = torch.bmm(f, g)                                               # [B, N, C']
+        y = y[mask] if mask is not None else y.reshape(-1, Ci)            # [nodes, C']
+        # BatchNorm over channels with nodes as samples: [B*N, C] has the statistics of [B, C, N]
+        # and avoids a slow strided (transposed) BatchNorm
+        z = self.bn(self.W(y)).view(x.shape)
+        return x + z
 
     @staticmethod
     def convert_official_state_dict(state: Dict[str, Tensor], prefix: str = "") -> Dict[str, Tensor]:

@@ -2,194 +2,113 @@
 from __future__ import annotations
 
 import math
-import warnings
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
-from torch_geometric.utils import softmax
+from torch_geometric.utils import softmax, spmm
 
-from hgn_pyg.errors import GraphError
+from . import _sem_kernels as K
+from ._sem_kernels import ISOLATED, MODES, SPARSE_BACKENDS, EdgeLayout, choose_mode
 
-try:  # optional extension: fast CSR kernels with cached transposes
-    import torch_sparse as _torch_sparse
-    from torch_sparse import SparseTensor as _SparseTensor
-    from torch_sparse.storage import SparseStorage as _SparseStorage
-except ImportError:  # pragma: no cover - depends on the environment
-    _torch_sparse = None
-    _SparseTensor = None
-    _SparseStorage = None
-
-MODES = ("auto", "dense", "sparse", "scatter")
-ISOLATED = ("zero", "self", "uniform")
-SPARSE_BACKENDS = ("auto", "torch", "torch_sparse")
-
-# ``mode="auto"`` rule (see ``choose_mode``): largest graph for which the dense kernel is used,
-# by batch size. Calibrated on the 2-core development CPU (CPU time, 128 -> 128 channels,
-# forward and forward+backward, mesh-like graphs with ~7 edges per node incl. self loops).
-AUTO_DENSE_MAX_NODES_CPU = ((2, 256), (16, 192), (None, 128))  # (max batch, max nodes)
-AUTO_DENSE_MAX_NODES_CUDA = 512  # not calibrated (no GPU at hand); dense GEMMs are cheap there
-
-
-def choose_mode(num_nodes: int, batch_size: int = 1, device_type: str = "cpu") -> str:
-    """The kernel ``mode="auto"`` runs for ``batch_size`` graphs of ``num_nodes`` nodes.
-
-    ``"dense"`` (one ``[N, N] @ [N, B*C]`` GEMM) wins on small graphs, where its ``N^2`` work is
-    cheap and the sparse kernel's fixed costs dominate; ``"sparse"`` (CSR ``[N, N] @ [N, B*C]``)
-    wins above. ``"scatter"`` is never the fastest (it materialises ``[E, B*C]`` messages).
-
-    CPU rule: dense when ``N <= 256`` for ``B <= 2``, ``N <= 192`` for ``B <= 16`` and
-    ``N <= 128`` otherwise; sparse above. Measured (1 thread, CPU ms, forward / fwd+bwd,
-    ``Cin = Cout = 128``)::
-
-        N     B    dense          sparse         scatter
-        96    1    0.18 / 0.89    0.42 / 2.31    0.51 / 2.12
-        96    64   7.9  / 24.4    9.5  / 29.8    22.7 / 51.6
-        128   64   12.6 / 37.0    15.5 / 32.4    44.2 / 72.6
-        192   8    2.4  / 8.4     3.6  / 9.7     6.0  / 16.8
-        256   1    0.49 / 2.03    0.57 / 2.53    1.20 / 3.68
-        256   8    3.8  / 11.9    3.6  / 9.8     6.8  / 26.7
-        430   1    1.20 / 4.58    0.80 / 4.73    1.97 / 6.31
-        430   64   61.8 / 149     33.7 / 96.2    113  / 313
-        1700  1    19.6 / 48.9    2.7  / 7.9     4.8  / 14.5
-        6890  64   --             1131 / 2776    2567 / 6734
-
-    On CUDA dense is used up to ``AUTO_DENSE_MAX_NODES_CUDA`` nodes (an uncalibrated default).
-    """
-    if device_type == "cuda":
-        return "dense" if num_nodes <= AUTO_DENSE_MAX_NODES_CUDA else "sparse"
-    for max_batch, max_nodes in AUTO_DENSE_MAX_NODES_CPU:
-        if max_batch is None or batch_size <= max_batch:
-            return "dense" if num_nodes <= max_nodes else "sparse"
-    return "sparse"  # pragma: no cover
+__all__ = ["SemGraphConv", "choose_mode", "MODES", "ISOLATED", "SPARSE_BACKENDS"]
 
 
 class SemGraphConv(MessagePassing):
-    r"""Semantic graph convolution with one learnable attention logit per edge.
+    r"""Semantic graph convolution: one learnable logit per edge type, softmax over the incoming
+    edges of every node (``docs/published_model.md`` §2.1).
 
-    For a fixed topology with ``A_ij != 0`` iff there is an edge ``j -> i``:
+    With edge ``j -> i`` of type :math:`t_{ji}` and learnable logits :math:`e \in \mathbb{R}^K`:
 
     .. math::
-        h^{(0)} = x W_0,\quad h^{(1)} = x W_1,\quad
-        S_{i,:} = \operatorname{softmax}_{j \in \mathcal{N}(i)}(e_{ij}),\quad
-        x'_i = S_{ii}\, h^{(0)}_i + \sum_{j \in \mathcal{N}(i),\, j \ne i} S_{ij}\, h^{(1)}_j + b
+        S_{ji} = \frac{\exp e_{t_{ji}}}{\sum_{k \to i} \exp e_{t_{ki}}},\qquad
+        x'_i = \sum_{j \to i,\ j = i} S_{ji}\, x_i W_0
+             + \sum_{j \to i,\ j \ne i} S_{ji}\, x_j W_1 + b
 
-    where :math:`\mathcal{N}(i)` are the sources of the edges into ``i`` (including ``i`` itself
-    only when the graph has a self loop at ``i``; a node without one gives itself weight 0).
-    This is SPEC §2.1, i.e. a softmax over the dense logit matrix masked with ``-9e15``.
+    The softmax runs over the edges into ``i`` of ``i``'s own graph; a self loop is an ordinary
+    edge with its own type whose message goes through :math:`W_0`, every other edge through
+    :math:`W_1` (a node without a self loop gives itself weight 0).
 
-    A node with no incoming edge is handled according to ``isolated``:
+    Two ways to build it:
 
-    * ``"zero"`` (default): its output is the bias (no message arrives).
-    * ``"self"``: it attends to itself only (output ``h^{(0)}_i + b``).
-    * ``"uniform"``: the published behaviour (an all-masked softmax row is uniform): it attends
-      with weight ``1/N`` to *all* ``N`` nodes, itself through ``W_0``,
-      ``x'_i = (h^{(0)}_i + \sum_{j \ne i} h^{(1)}_j) / N + b``, computed in closed form.
+    * **template** ``SemGraphConv(Cin, Cout, edge_index, num_nodes)``: column ``i`` of
+      ``edge_index`` has edge type ``i`` (no edge twice). The fast shared-topology path:
+      ``forward(x)`` with ``x [N, C]`` / ``[B, N, C]`` or ``forward(x, edge_index)`` with a PyG
+      batch of copies of the template; other graphs with ``forward(x, edge_index, edge_type)``.
+    * **typed** ``SemGraphConv(Cin, Cout, num_edge_types=K)``:
+      ``forward(x, edge_index, edge_type, batch=None)`` on any graphs, e.g. a PyG ``DataLoader``
+      batch of skeletons with joints removed, each edge keeping the type of its template edge.
 
-    The layer owns the topology: ``edge_index`` is given at construction, deduplicated and stored
-    sorted row-major by ``(target, source)``, so ``edge_logits[k]`` is the logit of the ``k``-th
-    nonzero of ``A`` listed row by row (row = target) -- the order of the published ``e[0, k]``.
+    A node without incoming edges gets, by ``isolated``: ``"zero"`` only the bias; ``"self"``
+    :math:`x_i W_0 + b`; ``"uniform"`` the published behaviour (an all-masked softmax row):
+    weight :math:`1/n` on each of the :math:`n` nodes of its graph, itself through :math:`W_0`.
 
     Args:
         in_channels (int): input features ``Cin``.
         out_channels (int): output features ``Cout``.
-        edge_index (LongTensor): ``[2, E]`` edges ``(source, target)`` of the topology.
-        num_nodes (int): number of nodes ``N``.
+        edge_index (LongTensor, optional): ``[2, E]`` template edges ``(source, target)`` (also a
+            ``torch_sparse.SparseTensor`` or ``torch.sparse`` ``adj_t``, typed in row-major order).
+        num_nodes (int, optional): template nodes ``N``.
+        num_edge_types (int, optional): ``K`` for a typed layer (a template has ``K = E``).
         bias (bool): learn an additive bias. (default: ``True``)
-        isolated (str): ``"zero"``, ``"self"`` or ``"uniform"``, see above. (default: ``"zero"``)
-        mode (str): kernel: ``"dense"`` (``N x N`` attention matrix, for tiny graphs),
-            ``"sparse"`` (one sparse-dense matmul over ``[N, B*C]``, see ``sparse_backend``),
-            ``"scatter"`` (PyG ``propagate`` with :meth:`message`) or ``"auto"`` (see
-            :func:`choose_mode`). (default: ``"auto"``)
-        sparse_backend (str): the spmm kernel of the sparse mode: ``"torch_sparse"``
-            (``torch_sparse.SparseTensor``; needs torch-sparse), ``"torch"`` (``torch.sparse``
-            CSR with a sparse backward) or ``"auto"``: ``torch.sparse`` on CPU, where it measured
-            1.0-2x faster than torch_sparse at every size (``benchmarks/README.md``), and
-            torch_sparse on other devices when it is installed. (default: ``"auto"``)
+        isolated (str): ``"zero"``, ``"self"`` or ``"uniform"``. (default: ``"zero"``)
+        mode (str): kernel of the off-diagonal sum: ``"dense"`` (``[N, N]`` GEMM), ``"sparse"``
+            (CSR spmm through :meth:`message_and_aggregate`), ``"scatter"`` (:meth:`message`) or
+            ``"auto"`` (template: :func:`choose_mode`; typed: sparse). (default: ``"auto"``)
+        sparse_backend (str): spmm of the sparse mode: ``"torch"`` (``torch.sparse`` CSR, sparse
+            backward), ``"torch_sparse"`` or ``"auto"`` (torch on CPU, torch_sparse elsewhere
+            when installed). (default: ``"auto"``)
 
-    Parameters: ``weight [2, Cin, Cout]``, ``edge_logits [E]``, ``bias [Cout]``.
+    Parameters: ``weight [2, Cin, Cout]`` (:math:`W_0, W_1`), ``edge_logits [K]``, ``bias``.
 
     Shapes:
-        - **input:** ``x [N, Cin]``, ``[B, N, Cin]`` or ``[k*N, Cin]`` (a PyG batch of ``k``
-          copies of the graph, then ``edge_index`` must be the batch's), optional
-          ``edge_index`` (``[2, E']`` tensor, ``torch_sparse.SparseTensor`` or ``torch.sparse``
-          adjacency ``adj_t`` with rows = targets) which must describe the constructed topology.
-        - **output:** same leading shape as ``x`` with ``Cout`` channels.
+        - **input:** ``x [N, Cin]`` or ``[B, N, Cin]``, ``edge_index [2, E]`` (optional for a
+          template), ``edge_type [E]`` (required for a typed layer), ``batch [N]`` (optional,
+          only read by ``isolated="uniform"``; ``None``: one graph).
+        - **output:** ``x'`` with ``Cout`` channels, same leading shape as ``x``.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        edge_index: Tensor,
-        num_nodes: int,
-        bias: bool = True,
-        isolated: str = "zero",
-        mode: str = "auto",
-        sparse_backend: str = "auto",
-    ) -> None:
+    _version = 2  # edge_logits follow the template's columns (version 1: sorted (target, source))
+
+    def __init__(self, in_channels: int, out_channels: int, edge_index=None,
+                 num_nodes: Optional[int] = None, *, num_edge_types: Optional[int] = None,
+                 bias: bool = True, isolated: str = "zero", mode: str = "auto",
+                 sparse_backend: str = "auto") -> None:
         super().__init__(aggr="add", node_dim=-2)
-        if mode not in MODES:
-            raise ValueError(f"SemGraphConv: mode must be one of {MODES}, got {mode!r}")
-        if sparse_backend not in SPARSE_BACKENDS:
-            raise ValueError(f"SemGraphConv: sparse_backend must be one of {SPARSE_BACKENDS}, "
-                             f"got {sparse_backend!r}")
-        if sparse_backend == "torch_sparse" and _SparseStorage is None:
+        for name, value, allowed in (("mode", mode, MODES), ("isolated", isolated, ISOLATED),
+                                     ("sparse_backend", sparse_backend, SPARSE_BACKENDS)):
+            if value not in allowed:
+                raise ValueError(f"SemGraphConv: {name} must be one of {allowed}, got {value!r}")
+        if sparse_backend == "torch_sparse" and K.SparseStorage is None:
             raise ValueError("SemGraphConv: sparse_backend='torch_sparse' needs torch-sparse "
                              "(pip install --no-build-isolation torch-sparse)")
-        self.sparse_backend = sparse_backend
-        if isolated not in ISOLATED:
-            raise ValueError(f"SemGraphConv: isolated must be one of {ISOLATED}, got {isolated!r}")
-        self.in_channels = int(in_channels)
-        self.out_channels = int(out_channels)
-        self.num_nodes = int(num_nodes)
-        self.isolated = isolated
-        self.mode = mode
-
-        src, dst = _sorted_unique_edges(edge_index, self.num_nodes)
-        N = self.num_nodes
-        E = int(src.numel())
-        self.num_edges = E
-        is_self = src == dst
-        off = (~is_self).nonzero().view(-1)
-        self_pos = is_self.nonzero().view(-1)
-        deg = torch.bincount(dst, minlength=N)
-        off_src, off_dst = src[off], dst[off]
-        off_rowptr = _rowptr(off_dst, N)
-        # transpose structure of the off-diagonal pattern (for torch_sparse's backward)
-        csr2csc = (off_src * N + off_dst).argsort()
-        colptr = _rowptr(off_src[csr2csc], N)
-
-        def buf(name: str, value: Tensor) -> None:
-            self.register_buffer(name, value, persistent=False)
-
-        buf("edge_index", torch.stack([src, dst]))
-        buf("_keys", dst * N + src)
-        buf("_off_pos", off)
-        buf("_off_edge_index", torch.stack([off_src, off_dst]))
-        buf("_off_rowptr", off_rowptr)
-        buf("_off_colptr", colptr)
-        buf("_off_csr2csc", csr2csc)
-        buf("_off_t_col", off_dst[csr2csc])
-        buf("_self_pos", self_pos)
-        buf("_self_nodes", dst[self_pos])
-        buf("_isolated_nodes", (deg == 0).nonzero().view(-1))
-        buf("_dense_flat", dst * N + src)
-        self.num_isolated = int(self._isolated_nodes.numel())
-        self.num_self_loops = int(self_pos.numel())
-
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.isolated, self.mode, self.sparse_backend = isolated, mode, sparse_backend
+        if (edge_index is None) == (num_edge_types is None) or (edge_index is None) != (
+                num_nodes is None):
+            raise ValueError("SemGraphConv: give either a template (edge_index and num_nodes) or "
+                             f"num_edge_types, got edge_index={'set' if edge_index is not None else None}, "
+                             f"num_nodes={num_nodes}, num_edge_types={num_edge_types}")
+        self.num_nodes = None if num_nodes is None else int(num_nodes)
+        if edge_index is not None:
+            template = K.template_edges(edge_index, self.num_nodes)
+            perm, src, dst = K.sort_edges(template, self.num_nodes)
+            self.register_buffer("edge_index", template, persistent=False)
+            self.register_buffer("_perm", perm, persistent=False)
+            for name, value in zip(EdgeLayout._fields[1:],
+                                   K.edge_layout(src, dst, self.num_nodes)[1:]):
+                self.register_buffer(f"_{name}", value, persistent=False)
+            num_edge_types = template.size(1)
+        elif int(num_edge_types) <= 0:
+            raise ValueError(f"SemGraphConv: num_edge_types must be positive, got {num_edge_types}")
+        self.num_edge_types = self.num_edges = int(num_edge_types)
         self.weight = Parameter(torch.empty(2, self.in_channels, self.out_channels))
-        self.edge_logits = Parameter(torch.empty(E))
-        if bias:
-            self.bias = Parameter(torch.empty(self.out_channels))
-        else:
-            self.register_parameter("bias", None)
+        self.edge_logits = Parameter(torch.empty(self.num_edge_types))
+        self.bias = Parameter(torch.empty(self.out_channels)) if bias else None
         self.reset_parameters()
 
-    # ------------------------------------------------------------------ parameters
     def reset_parameters(self) -> None:
         """Published initialisation: Xavier-uniform (gain 1.414) on ``[2, Cin, Cout]``, logits 1,
         bias ``U(-1/sqrt(Cout), 1/sqrt(Cout))``."""
@@ -200,268 +119,129 @@ class SemGraphConv(MessagePassing):
             bound = 1.0 / math.sqrt(self.out_channels)
             torch.nn.init.uniform_(self.bias, -bound, bound)
 
+    def attention(self) -> Tensor:
+        """Template attention ``S`` per template edge (column order), ``[E]``."""
+        return softmax(self.edge_logits, self.edge_index[1], num_nodes=self.num_nodes)
+
+    def resolve_mode(self, batch_size: int, device_type: str) -> str:
+        """The kernel the template path runs for ``batch_size`` copies on ``device_type``."""
+        if self.mode != "auto":
+            return self.mode
+        return choose_mode(self.num_nodes, batch_size, device_type)
+
+    def forward(self, x: Tensor, edge_index=None, edge_type: Optional[Tensor] = None,
+                batch: Optional[Tensor] = None) -> Tensor:
+        if x.dim() not in (2, 3) or x.size(-1) != self.in_channels:
+            raise ValueError(f"SemGraphConv: expected x [N, {self.in_channels}] or "
+                             f"[B, N, {self.in_channels}], got {list(x.shape)}")
+        rows = x.size(-2)
+        if edge_type is not None or self.num_nodes is None:
+            layout, logits = self._typed_layout(edge_index, edge_type, rows)
+            mode = "sparse" if self.mode == "auto" else self.mode
+            xt = x.unsqueeze(1) if x.dim() == 2 else x.transpose(0, 1)   # node-major [N, B, C]
+            out = self._convolve(xt, layout, logits, mode, batch)
+            out = out.squeeze(1) if x.dim() == 2 else out.transpose(0, 1)
+        else:
+            N = self.num_nodes
+            if edge_index is None or edge_index is self.edge_index:
+                if rows != N:
+                    raise ValueError(
+                        f"SemGraphConv: x has {rows} nodes along dim -2 but the layer was built "
+                        f"for num_nodes={N}; for a PyG batch of copies pass its edge_index, for "
+                        f"other graphs edge_index and edge_type")
+            else:
+                K.count_copies(self.edge_index, N, edge_index, rows)
+            layout = EdgeLayout(N, *(getattr(self, f"_{f}") for f in EdgeLayout._fields[1:]))
+            xb = x.reshape(-1, N, self.in_channels)  # copies of the template, [B', N, C]
+            out = self._convolve(xb.transpose(0, 1), layout, self.edge_logits[self._perm],
+                                 self.resolve_mode(xb.size(0), x.device.type), None)
+            out = out.transpose(0, 1).reshape(*x.shape[:-1], self.out_channels)
+        return out + self.bias if self.bias is not None else out
+
+    def _typed_layout(self, edge_index, edge_type, rows: int):
+        if edge_type is None:
+            raise ValueError("SemGraphConv: a typed layer (num_edge_types) needs edge_type [E]")
+        K.check_edge_index(edge_index, rows)
+        if (not isinstance(edge_type, Tensor) or edge_type.dtype.is_floating_point
+                or edge_type.shape != edge_index.shape[1:]):
+            raise ValueError(f"SemGraphConv: edge_type must be an integer tensor "
+                             f"[{edge_index.size(1)}], got {getattr(edge_type, 'shape', edge_type)}")
+        if edge_type.numel() and (edge_type.min() < 0 or edge_type.max() >= self.num_edge_types):
+            raise ValueError(f"SemGraphConv: edge_type holds values in [{int(edge_type.min())}, "
+                             f"{int(edge_type.max())}] outside [0, {self.num_edge_types})")
+        perm, src, dst = K.sort_edges(edge_index.long(), rows, by_source=False)
+        if perm is not None:
+            edge_type = edge_type.index_select(0, perm)
+        layout = K.edge_layout(src, dst, rows, transpose=torch.is_grad_enabled())
+        return layout, self.edge_logits.index_select(0, edge_type.long())
+
+    def _convolve(self, xt: Tensor, layout: EdgeLayout, logits: Tensor, mode: str,
+                  batch: Optional[Tensor]) -> Tensor:
+        """Node-major ``xt [N, B, Cin]`` -> ``[N, B, Cout]`` (no bias); kernels see ``[N, B*C]``."""
+        N, B, C = xt.size(0), xt.size(1), self.out_channels
+        xt = xt.reshape(N * B, self.in_channels)
+        alpha = softmax(logits, layout.dst, num_nodes=N)
+        h1 = (xt @ self.weight[1]).view(N, B * C)
+        iso = layout.isolated if layout.isolated.numel() > 0 and self.isolated != "zero" else None
+        # h0 = x W0 only reaches self loops and isolated nodes: skip it when there are none
+        h0 = (xt @ self.weight[0]).view(N, B * C) if (
+            layout.self_pos.numel() > 0 or iso is not None) else None
+        off = alpha.index_select(0, layout.off_pos)
+        if mode == "dense":  # uniform rows of one graph go into the dense matrix itself
+            out = K.dense_spmm(layout, off, h1,
+                               iso if self.isolated == "uniform" and batch is None else None)
+        elif mode == "sparse" and torch.compiler.is_compiling():  # Dynamo cannot trace adj_t
+            out = K.csr_spmm(off, h1, layout)
+        else:  # "scatter": message() per edge; "sparse": message_and_aggregate() on adj_t
+            adj = (torch.stack([layout.col, layout.off_dst]) if mode == "scatter" else
+                   K.sparse_adjacency(layout, off, self._use_torch_sparse(xt.device.type)))
+            # (a torch.sparse adj_t carries detached values; message_and_aggregate reads alpha)
+            out = self.propagate(adj, x=h1, alpha=off, layout=layout, size=(N, N))
+        if h0 is not None:
+            out = K.add_diagonal(out, alpha, h0, h1, layout, self.isolated, batch,
+                                 uniform_in_out=mode == "dense" and batch is None)
+        return out.view(N, B, C)
+
+    def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
+        """Edge-wise message ``S_ji * h1_j`` of an off-diagonal edge ``j -> i``."""
+        return alpha.unsqueeze(-1) * x_j
+
+    def message_and_aggregate(self, adj_t, x: Tensor, alpha: Optional[Tensor] = None,
+                              layout: Optional[EdgeLayout] = None) -> Tensor:
+        """Fused ``sum_j S_ji h1_j`` over ``adj_t`` (rows = targets, values = attention). With the
+        layer's ``layout`` a ``torch.sparse`` CSR runs :class:`CsrSpmm` on ``alpha`` (the values
+        with their autograd history; the sparse tensor's own backward would be dense)."""
+        if layout is not None and alpha is not None and isinstance(adj_t, Tensor):
+            return K.csr_spmm(alpha, x, layout)
+        return spmm(adj_t, x, reduce="sum")
+
+    def _use_torch_sparse(self, device_type: str) -> bool:
+        if K.SparseStorage is None:
+            return False
+        if self.sparse_backend == "auto":
+            return device_type != "cpu"
+        return self.sparse_backend == "torch_sparse"
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        # version-1 states hold the template logits sorted by (target, source)
+        key = prefix + "edge_logits"
+        if local_metadata.get("version") == 1 and self.num_nodes is not None and key in state_dict:
+            state_dict[key] = state_dict[key][self._perm.argsort().to(state_dict[key].device)]
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
     @staticmethod
     def convert_official_state_dict(state: Dict[str, Tensor], prefix: str = "") -> Dict[str, Tensor]:
-        """Map a published ``SemGraphConv`` state (``W [2, Cin, Cout]``, ``e [1, E]``, ``bias``
-        under ``prefix``) to this layer's ``weight``, ``edge_logits [E]``, ``bias``."""
+        """Map a published ``SemGraphConv`` state (``W [2, Cin, Cout]``, ``e [1, E]`` in row-major
+        ``(target, source)`` order, ``bias``) to ``weight``, ``edge_logits``, ``bias`` (a template
+        whose columns are in that order, as HGN's)."""
         out = {"weight": state[f"{prefix}W"], "edge_logits": state[f"{prefix}e"].reshape(-1)}
         if f"{prefix}bias" in state:
             out["bias"] = state[f"{prefix}bias"]
         return out
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-                f"nodes={self.num_nodes}, edges={self.num_edges}, mode={self.mode}"
-                + (f", sparse_backend={self.sparse_backend}" if self.sparse_backend != "auto" else "")
-                + ")")
-
-    # ------------------------------------------------------------------ forward
-    def attention(self) -> Tensor:
-        """Per-edge attention ``S`` (softmax of ``edge_logits`` over each target's edges), ``[E]``."""
-        return softmax(self.edge_logits, self.edge_index[1], num_nodes=self.num_nodes)
-
-    def resolve_mode(self, batch_size: int, device_type: str) -> str:
-        """The kernel this layer runs for ``batch_size`` graphs on ``device_type``."""
-        if self.mode != "auto":
-            return self.mode
-        return choose_mode(self.num_nodes, batch_size, device_type)
-
-    def forward(self, x: Tensor, edge_index: Optional[object] = None) -> Tensor:
-        N = self.num_nodes
-        if x.dim() not in (2, 3) or x.size(-1) != self.in_channels:
-            raise ValueError(
-                f"SemGraphConv: expected x of shape [N, {self.in_channels}] or "
-                f"[B, N, {self.in_channels}] (N={N}), got {list(x.shape)}")
-        copies = self._check_topology(edge_index, x.size(-2))
-        if x.dim() == 2:
-            if copies == 1:
-                return self._forward_batched(x.unsqueeze(0)).squeeze(0)
-            out = self._forward_batched(x.reshape(copies, N, self.in_channels))
-            return out.reshape(copies * N, self.out_channels)
-        if copies == 1:
-            return self._forward_batched(x)
-        B = x.size(0)
-        out = self._forward_batched(x.reshape(B * copies, N, self.in_channels))
-        return out.reshape(B, copies * N, self.out_channels)
-
-    def _forward_batched(self, x: Tensor) -> Tensor:
-        """x ``[B, N, Cin]`` -> ``[B, N, Cout]``; all kernels work on the node-major ``[N, B*C]``."""
-        B, N, C = x.size(0), self.num_nodes, self.out_channels
-        mode = self.resolve_mode(B, x.device.type)
-        xt = x.transpose(0, 1).reshape(N * B, self.in_channels)
-        h1 = (xt @ self.weight[1]).reshape(N, B * C)
-        # h0 = x W0 only reaches nodes with a self loop and isolated nodes ("self"/"uniform");
-        # a graph with neither (a mesh without self loops) skips half of the feature transform
-        needs_h0 = (mode == "dense" or self.num_self_loops > 0
-                    or (self.num_isolated > 0 and self.isolated != "zero"))
-        h0 = (xt @ self.weight[0]).reshape(N, B * C) if needs_h0 else h1
-        if mode == "dense":
-            out = self._dense_aggregate(h0, h1)
-        else:
-            alpha = self.attention()
-            alpha_off = alpha[self._off_pos]
-            if mode == "sparse":
-                out = self._sparse_aggregate(alpha_off, h1)
-            else:  # scatter: PyG propagate over the off-diagonal edges, message() per edge
-                out = self.propagate(self._off_edge_index, x=h1, alpha=alpha_off, size=(N, N))
-            if self.num_self_loops > 0:
-                diag = torch.zeros(N, dtype=alpha.dtype, device=alpha.device)
-                diag = diag.scatter(0, self._self_nodes, alpha[self._self_pos])
-                out = out + diag.unsqueeze(-1) * h0
-            if self.num_isolated > 0 and self.isolated != "zero":
-                iso = self._isolated_nodes
-                corr = h0.index_select(0, iso)
-                if self.isolated == "uniform":  # (h0_i + sum_{j != i} h1_j) / N in closed form
-                    corr = (corr - h1.index_select(0, iso) + h1.sum(0, keepdim=True)) / N
-                out = out.index_add(0, iso, corr)
-        out = out.reshape(N, B, C).transpose(0, 1).contiguous()  # back to [B, N, C] memory order
-        if self.bias is not None:
-            out = out + self.bias
-        return out
-
-    def _dense_aggregate(self, h0: Tensor, h1: Tensor) -> Tensor:
-        """SPEC §2.1 literally: logits masked with -9e15, row softmax, diagonal through h0.
-
-        An all-masked row comes out uniform (``isolated="uniform"``); ``"self"`` gets a zero
-        logit on its diagonal (weight 1), ``"zero"`` has its row multiplied by 0.
-        """
-        N = self.num_nodes
-        logits = self.edge_logits
-        # -9e15 overflows half precision: build the logits in at least float32
-        work = torch.promote_types(logits.dtype, torch.float32)
-        L = torch.full((N * N,), -9e15, dtype=work, device=logits.device)
-        L = L.scatter(0, self._dense_flat, logits.to(work))
-        if self.num_isolated > 0 and self.isolated == "self":
-            L = L.index_fill(0, self._isolated_nodes * (N + 1), 0.0)
-        S = torch.softmax(L.view(N, N), dim=1).to(h1.dtype)
-        if self.num_isolated > 0 and self.isolated == "zero":
-            S = S.index_fill(0, self._isolated_nodes, 0.0)
-        diag = S.diagonal()
-        return (S - torch.diag_embed(diag)) @ h1 + diag.unsqueeze(-1) * h0
-
-    def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
-        """Edge-wise message ``S_ij * h1_j`` of an off-diagonal edge ``j -> i``."""
-        return alpha.unsqueeze(-1) * x_j
-
-    def message_and_aggregate(self, adj_t, x: Tensor) -> Tensor:
-        """Fused ``sum_j S_ij h1_j`` as one sparse-dense matmul; ``adj_t`` holds the attention
-        values (rows = targets). ``x`` is ``[N, F]`` or ``[B, N, C]`` (flattened to ``[N, B*C]``)."""
-        if x.dim() == 3:
-            B, N, C = x.shape
-            flat = x.transpose(0, 1).reshape(N, B * C)
-            return self.message_and_aggregate(adj_t, flat).reshape(-1, B, C).transpose(0, 1)
-        if _SparseTensor is not None and isinstance(adj_t, _SparseTensor):
-            return _torch_sparse.matmul(adj_t, x, reduce="sum")
-        return torch.sparse.mm(adj_t, x)
-
-    def _sparse_aggregate(self, values: Tensor, h: Tensor) -> Tensor:
-        """``A_off @ h`` for the off-diagonal attention ``values`` and ``h [N, F]``: torch_sparse
-        when importable, else ``torch.sparse`` CSR through :class:`_CsrSpmm` (whose backward
-        stays sparse, unlike the built-in one that materialises a dense ``N x N`` gradient).
-        Under ``torch.compile`` the ``torch.sparse`` kernel is used: torch_sparse's custom
-        kernels have no fake-tensor implementation, so Dynamo cannot trace them."""
-        N = self.num_nodes
-        if self._use_torch_sparse(h.device.type):
-            storage = _SparseStorage(
-                row=self._off_edge_index[1], rowptr=self._off_rowptr,
-                col=self._off_edge_index[0], value=values, sparse_sizes=(N, N),
-                colptr=self._off_colptr, csr2csc=self._off_csr2csc,
-                is_sorted=True, trust_data=True)
-            return _torch_sparse.matmul(_SparseTensor.from_storage(storage), h, reduce="sum")
-        return _CsrSpmm.apply(values, h, self._off_rowptr, self._off_edge_index[0],
-                              self._off_colptr, self._off_t_col, self._off_csr2csc)
-
-    def _use_torch_sparse(self, device_type: str) -> bool:
-        if _SparseStorage is None or torch.compiler.is_compiling():
-            return False
-        if self.sparse_backend == "auto":
-            return device_type != "cpu"
-        return self.sparse_backend == "torch_sparse"
-
-    # ------------------------------------------------------------------ topology checks
-    def _check_topology(self, edge_index: Optional[object], num_rows: int) -> int:
-        """Number of graph copies in ``x`` (1, or k for a PyG batch); raise if inconsistent."""
-        N = self.num_nodes
-        if edge_index is None or edge_index is self.edge_index:
-            if num_rows != N:
-                raise ValueError(
-                    f"SemGraphConv: x has {num_rows} nodes along dim -2 but the layer was built "
-                    f"for num_nodes={N}; for a PyG batch of k copies pass its edge_index "
-                    f"(shape [2, k*{self.num_edges}])")
-            return 1
-        if num_rows % N != 0:
-            raise ValueError(
-                f"SemGraphConv: x has {num_rows} nodes, not a multiple of num_nodes={N}")
-        copies = num_rows // N
-        src, dst, desc = _edges_of(edge_index, num_rows)
-        expected_nnz = copies * self.num_edges
-        if src.numel() < expected_nnz:
-            raise GraphError(
-                f"SemGraphConv: the given topology ({desc}) has {src.numel()} edges, but "
-                f"{copies} cop{'y' if copies == 1 else 'ies'} of the layer's graph have "
-                f"{expected_nnz} (num_nodes={N}, edges={self.num_edges})")
-        graph = dst // N
-        same = bool((graph == src // N).all())
-        keys = torch.unique(graph * (N * N) + (dst % N) * N + (src % N)) if same else None
-        ref = (self._keys.unsqueeze(0)
-               + torch.arange(copies, device=self._keys.device).unsqueeze(1) * (N * N))
-        if keys is None or not torch.equal(keys, ref.view(-1).to(keys.device)):
-            raise GraphError(
-                f"SemGraphConv: the given topology ({desc}, x with {num_rows} nodes) is not "
-                f"{'the' if copies == 1 else f'a batch of {copies} copies of the'} graph this "
-                f"layer was built for (num_nodes={N}, edges={self.num_edges}, self loops="
-                f"{self.num_self_loops}); the layer owns one logit per edge of that graph")
-        return copies
-
-
-def _csr(rowptr: Tensor, col: Tensor, values: Tensor, num_cols: int) -> Tensor:
-    with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(rowptr, col, values, (rowptr.numel() - 1, num_cols),
-                                       check_invariants=False)
-
-
-class _CsrSpmm(torch.autograd.Function):
-    """``out = A @ h`` with ``A`` a CSR matrix of fixed pattern and learnable ``values``.
-
-    Backward: ``dh = A^T @ dout`` (transposed CSR pattern cached by the layer) and
-    ``dvalues_k = <dout[row_k], h[col_k]>`` by ``torch.sparse.sampled_addmm`` -- O(E F) work,
-    no dense ``N x N``.
-    """
-
-    @staticmethod
-    def forward(ctx, values, h, rowptr, col, t_rowptr, t_col, csr2csc):
-        ctx.save_for_backward(values, h, rowptr, col, t_rowptr, t_col, csr2csc)
-        return torch.sparse.mm(_csr(rowptr, col, values, h.size(0)), h)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        values, h, rowptr, col, t_rowptr, t_col, csr2csc = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_values = grad_h = None
-        if ctx.needs_input_grad[1]:
-            grad_h = torch.sparse.mm(_csr(t_rowptr, t_col, values[csr2csc], grad.size(0)), grad)
-        if ctx.needs_input_grad[0]:
-            pattern = _csr(rowptr, col, torch.zeros_like(values), h.size(0))
-            grad_values = torch.sparse.sampled_addmm(pattern, grad, h.t(), beta=0.0).values()
-        return grad_values, grad_h, None, None, None, None, None
-
-
-def _rowptr(sorted_index: Tensor, size: int) -> Tensor:
-    ptr = torch.zeros(size + 1, dtype=torch.long, device=sorted_index.device)
-    ptr[1:] = torch.bincount(sorted_index, minlength=size).cumsum(0)
-    return ptr
-
-
-def _sorted_unique_edges(edge_index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
-    """(source, target) sorted row-major by (target, source), duplicates removed."""
-    if _SparseTensor is not None and isinstance(edge_index, _SparseTensor):
-        dst, src, _ = edge_index.coo()
-        edge_index = torch.stack([src, dst])
-    elif isinstance(edge_index, Tensor) and edge_index.layout != torch.strided:
-        edge_index = edge_index.to_sparse_coo().coalesce().indices().flip(0)
-    if (not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2
-            or edge_index.dtype.is_floating_point or edge_index.is_complex()):
-        shape = list(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index)
-        raise GraphError(f"SemGraphConv: edge_index must be an integer tensor [2, E], got {shape}")
-    if num_nodes <= 0:
-        raise GraphError(f"SemGraphConv: num_nodes must be positive, got {num_nodes}")
-    edge_index = edge_index.detach().to("cpu", torch.long)
-    if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= num_nodes):
-        raise GraphError(
-            f"SemGraphConv: edge_index has node ids in [{int(edge_index.min())}, "
-            f"{int(edge_index.max())}] outside [0, {num_nodes}) (num_nodes={num_nodes})")
-    keys = torch.unique(edge_index[1] * num_nodes + edge_index[0])
-    return keys % num_nodes, keys // num_nodes
-
-
-def _edges_of(adj: object, num_rows: int) -> Tuple[Tensor, Tensor, str]:
-    """(source, target, description) of a topology argument given to ``forward``."""
-    if _SparseTensor is not None and isinstance(adj, _SparseTensor):
-        if adj.sparse_sizes() != (num_rows, num_rows):
-            raise ValueError(
-                f"SemGraphConv: SparseTensor of size {tuple(adj.sparse_sizes())} does not match "
-                f"x with {num_rows} nodes")
-        dst, src, _ = adj.coo()
-        return src, dst, f"SparseTensor {tuple(adj.sparse_sizes())}"
-    if isinstance(adj, Tensor) and adj.layout != torch.strided:
-        if tuple(adj.shape[:2]) != (num_rows, num_rows):
-            raise ValueError(
-                f"SemGraphConv: sparse adjacency of size {tuple(adj.shape)} does not match x "
-                f"with {num_rows} nodes")
-        dst, src = adj.to_sparse_coo().coalesce().indices()
-        return src, dst, f"torch.sparse {tuple(adj.shape)} ({adj.layout})"
-    if isinstance(adj, Tensor):
-        if adj.dim() != 2 or adj.size(0) != 2 or adj.dtype.is_floating_point:
-            raise ValueError(
-                f"SemGraphConv: edge_index must be an integer tensor [2, E], got "
-                f"{list(adj.shape)} ({adj.dtype})")
-        if adj.numel() and (adj.min() < 0 or adj.max() >= num_rows):
-            raise ValueError(
-                f"SemGraphConv: edge_index {list(adj.shape)} has node ids outside "
-                f"[0, {num_rows}) for x with {num_rows} nodes")
-        return adj[0].long(), adj[1].long(), f"edge_index {list(adj.shape)}"
-    raise ValueError(
-        f"SemGraphConv: unsupported topology type {type(adj).__name__}; pass an edge_index "
-        f"tensor, a torch_sparse.SparseTensor or a torch.sparse tensor")
+        graph = (f"edge_types={self.num_edge_types}" if self.num_nodes is None
+                 else f"nodes={self.num_nodes}, edges={self.num_edges}")
+        backend = f", sparse_backend={self.sparse_backend}" if self.sparse_backend != "auto" else ""
+        return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, {graph}, "
+                f"mode={self.mode}{backend})")

@@ -1,4 +1,4 @@
-"""Learned cross-scale node transfer ("ChannelTrans", HGN_SPEC §2.4)."""
+"""Learned cross-scale node transfer ("ChannelTrans", docs/published_model.md §2.4)."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ from torch.nn import Module, Parameter
 
 
 class NodeTransfer(Module):
-    r"""Dense learned mixing from one node set to another (SPEC §2.4):
+    r"""Dense learned mixing from one node set to another (§2.4):
 
     .. math::
         x'_{b,m,:} = \sum_{n} K_{mn}\, x_{b,n,:} + c_m

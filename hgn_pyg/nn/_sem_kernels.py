@@ -1,0 +1,302 @@
+"""Kernels and topology helpers of :class:`~hgn_pyg.nn.SemGraphConv` (private).
+
+An :class:`EdgeLayout` is a graph's edges sorted by ``(target, source)`` and split into self loops
+and off-diagonal edges; the off-diagonal edges are kept as CSR (rows = targets) together with the
+transposed pattern that the backward pass needs. The off-diagonal sum ``sum_{j != i} S_ij h_j``
+runs as one dense ``[N, N]`` GEMM (:func:`dense_spmm`), as a CSR product whose backward stays
+sparse (:class:`CsrSpmm`) or through torch_sparse (:func:`sparse_adjacency`).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple, Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from hgn_pyg.errors import GraphError
+
+try:  # optional extension: CSR kernels with cached transposes
+    import torch_sparse
+    from torch_sparse import SparseTensor
+    from torch_sparse.storage import SparseStorage
+except ImportError:  # pragma: no cover - depends on the environment
+    torch_sparse = SparseTensor = SparseStorage = None
+
+MODES = ("auto", "dense", "sparse", "scatter")
+ISOLATED = ("zero", "self", "uniform")
+SPARSE_BACKENDS = ("auto", "torch", "torch_sparse")
+
+# ``mode="auto"`` on a template graph: the largest graph run densely, by batch size. Calibrated on
+# the 2-core development CPU (benchmarks/README.md: the semgraphconv tables and "auto vs the
+# best kernel"); CUDA is not calibrated.
+AUTO_DENSE_MAX_NODES_CPU = ((2, 256), (16, 192), (None, 128))  # (max batch, max nodes)
+AUTO_DENSE_MAX_NODES_CUDA = 512
+
+
+def choose_mode(num_nodes: int, batch_size: int = 1, device_type: str = "cpu") -> str:
+    """The kernel ``mode="auto"`` runs for ``batch_size`` copies of a ``num_nodes`` template.
+
+    ``"dense"`` (one ``[N, N] @ [N, B*C]`` GEMM) wins on small graphs; ``"sparse"`` (CSR) above.
+    On CPU: dense when ``N <= 256`` for ``B <= 2``, ``N <= 192`` for ``B <= 16``, ``N <= 128``
+    otherwise (measurements in ``benchmarks/README.md``); on CUDA up to 512 nodes (uncalibrated).
+    ``"scatter"`` (``[E, B*C]`` messages) is never the fastest.
+    """
+    if device_type == "cuda":
+        return "dense" if num_nodes <= AUTO_DENSE_MAX_NODES_CUDA else "sparse"
+    for max_batch, max_nodes in AUTO_DENSE_MAX_NODES_CPU:
+        if max_batch is None or batch_size <= max_batch:
+            return "dense" if num_nodes <= max_nodes else "sparse"
+    return "sparse"  # pragma: no cover
+
+
+class EdgeLayout(NamedTuple):
+    """Edges sorted by ``(target, source)``, split for the kernels (``E`` edges, ``E'`` of them
+    off the diagonal, ``N`` nodes)."""
+
+    num_nodes: int
+    dst: Tensor         # [E] target of every sorted edge (the softmax index)
+    off_pos: Tensor     # [E'] positions of the off-diagonal edges among the sorted edges
+    rowptr: Tensor      # [N + 1] CSR row pointer of the off-diagonal edges (rows = targets)
+    col: Tensor         # [E'] their sources
+    off_dst: Tensor     # [E'] their targets
+    colptr: Tensor      # [N + 1] row pointer of the transposed pattern
+    t_col: Tensor       # [E'] targets in transposed (source-major) order
+    csr2csc: Tensor     # [E'] off-diagonal position of each transposed entry
+    self_pos: Tensor    # positions of the self loops among the sorted edges
+    self_nodes: Tensor  # their nodes
+    isolated: Tensor    # nodes without any incoming edge
+
+
+def edge_layout(src: Tensor, dst: Tensor, num_nodes: int, transpose: bool = True) -> EdgeLayout:
+    """The layout of edges ``src -> dst`` sorted by ``dst``; ``transpose=False`` leaves the
+    transposed pattern (only read by the backward pass) empty."""
+    N = int(num_nodes)
+    is_self = src == dst
+    off = (~is_self).nonzero().view(-1)
+    self_pos = is_self.nonzero().view(-1)
+    off_src, off_dst = src[off], dst[off]
+    if transpose:
+        csr2csc = (off_src * N + off_dst).argsort()
+        colptr, t_col = _rowptr(off_src[csr2csc], N), off_dst[csr2csc]
+    else:
+        csr2csc = t_col = off.new_empty(0)
+        colptr = off.new_empty(0)
+    isolated = (torch.bincount(dst, minlength=N) == 0).nonzero().view(-1)
+    return EdgeLayout(N, dst, off, _rowptr(off_dst, N), off_src, off_dst, colptr, t_col, csr2csc,
+                      self_pos, dst[self_pos], isolated)
+
+
+def sort_edges(edge_index: Tensor, num_nodes: int, by_source: bool = True):
+    """``(perm, src, dst)``: the edges sorted by ``(target, source)`` (stable), or by target
+    alone with ``by_source=False`` (``perm`` is ``None`` when they already are)."""
+    src, dst = edge_index[0], edge_index[1]
+    if not by_source:
+        if dst.numel() < 2 or bool((dst[1:] >= dst[:-1]).all()):
+            return None, src, dst
+        perm = dst.argsort(stable=True)
+    else:
+        perm = (dst * num_nodes + src).argsort(stable=True)
+    return perm, src[perm], dst[perm]
+
+
+def _rowptr(sorted_index: Tensor, size: int) -> Tensor:
+    ptr = torch.zeros(size + 1, dtype=torch.long, device=sorted_index.device)
+    ptr[1:] = torch.bincount(sorted_index, minlength=size).cumsum(0)
+    return ptr
+
+
+def dense_spmm(layout: EdgeLayout, values: Tensor, h: Tensor,
+               uniform_rows: Optional[Tensor] = None) -> Tensor:
+    """``S_off @ h`` with ``S_off`` built as a dense ``[N, N]`` matrix (duplicate edges add);
+    ``uniform_rows`` (nodes without incoming edges) get ``1/N`` off the diagonal."""
+    N = layout.num_nodes
+    flat = layout.off_dst * N + layout.col
+    S = h.new_zeros(N * N).index_add(0, flat, values.to(h.dtype))
+    if uniform_rows is not None:
+        S = S.view(N, N).index_fill(0, uniform_rows, 1.0 / N).view(-1)
+        S = S.index_fill(0, uniform_rows * (N + 1), 0.0)
+    return S.view(N, N) @ h
+
+
+def add_diagonal(out: Tensor, alpha: Tensor, h0: Tensor, h1: Tensor, layout: EdgeLayout,
+                 isolated: str, batch: Optional[Tensor], uniform_in_out: bool) -> Tensor:
+    """``out + S_ii h0_i`` in one fused pass: ``S_ii`` is the self-loop attention, and for a node
+    without incoming edges 1 (``"self"``) or ``1/n`` (``"uniform"``, ``n`` the nodes of its graph,
+    whose other nodes then add ``h1_j / n`` -- already inside ``out`` when ``uniform_in_out``)."""
+    N = layout.num_nodes
+    diag = alpha.new_zeros(N).index_add(0, layout.self_nodes, alpha.index_select(0, layout.self_pos))
+    iso = layout.isolated
+    if iso.numel() > 0 and isolated != "zero":
+        if isolated == "self":
+            weight = torch.ones_like(iso, dtype=alpha.dtype)
+        elif batch is None:
+            weight = torch.full_like(iso, 1.0 / N, dtype=alpha.dtype)
+            if not uniform_in_out:  # sum_{j != i} h1_j / N in closed form
+                out = out.index_add(0, iso, (h1.sum(0, keepdim=True) - h1.index_select(0, iso)) / N)
+        else:  # uniform over i's own graph: sum_{j in g(i), j != i} h1_j / n_g
+            g = batch.index_select(0, iso)
+            count = torch.bincount(batch).index_select(0, g).to(alpha.dtype)
+            total = h1.new_zeros(int(batch.max()) + 1, h1.size(1)).index_add(0, batch, h1)
+            rest = total.index_select(0, g) - h1.index_select(0, iso)
+            out = out.index_add(0, iso, rest / count.to(h1.dtype).unsqueeze(-1))
+            weight = 1.0 / count
+        diag = diag.index_add(0, iso, weight)
+    return torch.addcmul(out, diag.to(h0.dtype).unsqueeze(-1), h0)
+
+
+def sparse_adjacency(layout: EdgeLayout, values: Tensor, use_torch_sparse: bool):
+    """The off-diagonal attention as ``adj_t`` (rows = targets): a torch_sparse ``SparseTensor``
+    with the layout's cached transpose (differentiable values), or a ``torch.sparse`` CSR tensor
+    with detached values (:func:`csr_spmm` takes the values with their history)."""
+    N = layout.num_nodes
+    if use_torch_sparse:
+        storage = SparseStorage(row=layout.off_dst, rowptr=layout.rowptr, col=layout.col,
+                                value=values, sparse_sizes=(N, N), colptr=layout.colptr,
+                                csr2csc=layout.csr2csc, is_sorted=True, trust_data=True)
+        return SparseTensor.from_storage(storage)
+    return _csr(layout.rowptr, layout.col, values.detach(), N)
+
+
+def csr_spmm(values: Tensor, h: Tensor, layout: EdgeLayout) -> Tensor:
+    """``A @ h`` for the CSR matrix of ``layout``'s off-diagonal pattern holding ``values``,
+    through :class:`CsrSpmm` (gradients for the values and ``h`` without a dense ``N x N``)."""
+    return CsrSpmm.apply(values, h, layout.rowptr, layout.col, layout.off_dst, layout.colptr,
+                         layout.t_col, layout.csr2csc)
+
+
+def _csr(rowptr: Tensor, col: Tensor, values: Tensor, num_cols: int) -> Tensor:
+    with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(rowptr, col, values, (rowptr.numel() - 1, num_cols),
+                                       check_invariants=False)
+
+
+class CsrSpmm(torch.autograd.Function):
+    """``out = A @ h`` with ``A`` a CSR matrix of fixed pattern and learnable ``values``.
+
+    Backward: ``dh = A^T @ dout`` (the cached transposed pattern) and
+    ``dvalues_k = <dout[row_k], h[col_k]>`` gathered edge by edge (in column blocks of at most
+    ``EDGE_DOT_ELEMENTS`` elements): O(E F) work, where torch's own CSR backward materialises a
+    dense ``N x N`` gradient and ``torch.sparse.sampled_addmm`` runs a dense GEMM on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, values, h, rowptr, col, row, t_rowptr, t_col, csr2csc):
+        ctx.save_for_backward(values, h, col, row, t_rowptr, t_col, csr2csc)
+        return torch.sparse.mm(_csr(rowptr, col, values, h.size(0)), h)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        values, h, col, row, t_rowptr, t_col, csr2csc = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_values = grad_h = None
+        if ctx.needs_input_grad[1]:
+            grad_h = torch.sparse.mm(_csr(t_rowptr, t_col, values[csr2csc], grad.size(0)), grad)
+        if ctx.needs_input_grad[0]:
+            grad_values = edge_dot(grad, h, row, col)
+        return grad_values, grad_h, None, None, None, None, None, None
+
+
+EDGE_DOT_ELEMENTS = 1 << 22
+
+
+def edge_dot(a: Tensor, b: Tensor, row: Tensor, col: Tensor) -> Tensor:
+    """``<a[row_k], b[col_k]>`` for every edge ``k``, in column blocks of bounded memory."""
+    F = a.size(1)
+    step = max(1, EDGE_DOT_ELEMENTS // max(1, row.numel()))
+    out = None
+    for s in range(0, F, step):
+        part = (a[:, s:s + step].index_select(0, row) * b[:, s:s + step].index_select(0, col)).sum(1)
+        out = part if out is None else out + part
+    return out if out is not None else a.new_zeros(row.numel())
+
+
+# ---------------------------------------------------------------------- topology arguments
+def template_edges(edge_index, num_nodes: int) -> Tensor:
+    """A template's ``[2, E]`` edges (CPU, long), validated: ids in range, no edge twice."""
+    if SparseTensor is not None and isinstance(edge_index, SparseTensor):
+        dst, src, _ = edge_index.coo()
+        edge_index = torch.stack([src, dst])
+    elif isinstance(edge_index, Tensor) and edge_index.layout != torch.strided:
+        edge_index = edge_index.to_sparse_coo().coalesce().indices().flip(0)
+    if (not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2
+            or edge_index.dtype.is_floating_point or edge_index.is_complex()):
+        shape = list(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index)
+        raise GraphError(f"SemGraphConv: edge_index must be an integer tensor [2, E], got {shape}")
+    if num_nodes is None or num_nodes <= 0:
+        raise GraphError(f"SemGraphConv: num_nodes must be positive, got {num_nodes}")
+    edge_index = edge_index.detach().to("cpu", torch.long)
+    if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= num_nodes):
+        raise GraphError(
+            f"SemGraphConv: edge_index has node ids in [{int(edge_index.min())}, "
+            f"{int(edge_index.max())}] outside [0, {num_nodes}) (num_nodes={num_nodes})")
+    keys = edge_index[1] * num_nodes + edge_index[0]
+    uniq, counts = torch.unique(keys, return_counts=True)
+    if bool((counts > 1).any()):
+        k = int(uniq[counts > 1][0])
+        cols = (keys == k).nonzero().view(-1).tolist()
+        raise GraphError(
+            f"SemGraphConv: edge ({k % num_nodes} -> {k // num_nodes}) appears in columns {cols} "
+            f"of the template edge_index; every column is its own edge type, so list each edge "
+            f"once (torch_geometric.utils.coalesce)")
+    return edge_index
+
+
+def count_copies(template: Tensor, N: int, adj, num_rows: int) -> int:
+    """How many copies of ``template`` (``[2, E]`` on ``N`` nodes) the topology ``adj`` given with
+    ``num_rows`` nodes is (1, or ``k`` for a PyG batch of ``k`` copies); raise if it is not."""
+    E = template.size(1)
+    if num_rows % N != 0:
+        raise ValueError(f"SemGraphConv: x has {num_rows} nodes, not a multiple of num_nodes={N}")
+    copies = num_rows // N
+    src, dst, desc = _edges_of(adj, num_rows)
+    if src.numel() < copies * E:
+        raise GraphError(
+            f"SemGraphConv: the given topology ({desc}) has {src.numel()} edges, but {copies} "
+            f"cop{'y' if copies == 1 else 'ies'} of the layer's graph have {copies * E} "
+            f"(num_nodes={N}, edges={E}); for graphs of other shapes pass edge_type")
+    graph = dst // N
+    keys = (torch.unique(graph * (N * N) + (dst % N) * N + (src % N))
+            if bool((graph == src // N).all()) else None)
+    own = torch.sort(template[1] * N + template[0]).values.to(src.device)
+    ref = own.unsqueeze(0) + torch.arange(copies, device=src.device).unsqueeze(1) * (N * N)
+    if keys is None or not torch.equal(keys, ref.view(-1)):
+        raise GraphError(
+            f"SemGraphConv: the given topology ({desc}, x with {num_rows} nodes) is not "
+            f"{'the' if copies == 1 else f'a batch of {copies} copies of the'} graph this layer "
+            f"was built for (num_nodes={N}, edges={E}); for other graphs pass edge_type")
+    return copies
+
+
+def _edges_of(adj, num_rows: int) -> Tuple[Tensor, Tensor, str]:
+    """(source, target, description) of a topology argument given to ``forward``."""
+    if SparseTensor is not None and isinstance(adj, SparseTensor):
+        if adj.sparse_sizes() != (num_rows, num_rows):
+            raise ValueError(f"SemGraphConv: SparseTensor of size {tuple(adj.sparse_sizes())} "
+                             f"does not match x with {num_rows} nodes")
+        dst, src, _ = adj.coo()
+        return src, dst, f"SparseTensor {tuple(adj.sparse_sizes())}"
+    if isinstance(adj, Tensor) and adj.layout != torch.strided:
+        if tuple(adj.shape[:2]) != (num_rows, num_rows):
+            raise ValueError(f"SemGraphConv: sparse adjacency of size {tuple(adj.shape)} does "
+                             f"not match x with {num_rows} nodes")
+        dst, src = adj.to_sparse_coo().coalesce().indices()
+        return src, dst, f"torch.sparse {tuple(adj.shape)} ({adj.layout})"
+    check_edge_index(adj, num_rows)
+    return adj[0].long(), adj[1].long(), f"edge_index {list(adj.shape)}"
+
+
+def check_edge_index(edge_index, num_rows: int) -> None:
+    """Raise ValueError unless ``edge_index`` is an integer ``[2, E]`` tensor on ``num_rows``
+    nodes."""
+    if (not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2
+            or edge_index.dtype.is_floating_point):
+        what = (f"{list(edge_index.shape)} ({edge_index.dtype})" if isinstance(edge_index, Tensor)
+                else type(edge_index).__name__)
+        raise ValueError(f"SemGraphConv: edge_index must be an integer tensor [2, E], got {what}")
+    if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= num_rows):
+        raise ValueError(f"SemGraphConv: edge_index {list(edge_index.shape)} has node ids "
+                         f"outside [0, {num_rows}) for x with {num_rows} nodes")
