@@ -62,7 +62,7 @@ def test_quick_run_end_to_end(tmp_path):
 
     config = str(BENCH_DIR.parent / "configs" / "hgn_synthetic.yaml")
     common = ["--config", config, "--set", f"DATASET.root={out / 'synthetic'}", "--set", "TEST.vis=false",
-              "--set", "EXPERIMENT.progress=false"]
+              "--set", "EXPERIMENT.progress=false", "--set", "SYNTHETIC.frames=6"]  # the --quick set
     for run, sets, cond in (
             ("detector_score", ["DATASET.use_gt_input=false", f"DATASET.npz_2d={bench.DETECTED_FILE}"], "detected"),
             ("coco", [], "coco")):
@@ -72,4 +72,5 @@ def test_quick_run_end_to_end(tmp_path):
             args += ["--set", x]
         assert test_main(args) == 0
         got = json.loads((tmp_path / f"test_{run}" / "results.json").read_text())
-        assert got["MPJPE"] == pytest.approx(res[run][cond]["MPJPE"], abs=1e-6)
+        assert got["num_samples"] == res[run][cond]["num_samples"]
+        assert got["MPJPE"] == pytest.approx(res[run][cond]["MPJPE"], abs=1e-4)  # float32 sums
