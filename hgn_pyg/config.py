@@ -113,8 +113,13 @@ class ModelConfig:
     """``MODEL`` section: the HGN network.
 
     ``fusion``: ``"official"`` (dense learned transfer maps, the published model)
-    or ``"pool"`` (pooling along the hierarchy).  ``mesh_levels``: the two mesh
-    levels of the hierarchy used by branches 2 and 3 (SMPL: 8 → 48 slots, 7 → 96).
+    or ``"pool"`` (pooling along the hierarchy).  ``mesh_levels``: the hierarchy
+    levels of the mesh branches 2, 3, ..., coarse to fine (strictly decreasing);
+    ``[8, 7]`` is the published model (SMPL: 48 and 96 slots), ``[]`` the
+    skeleton-only network, ``[8, 7, 6, 5]`` adds 192 and 384 slots
+    (docs/published_model.md §10).  ``num_layers``: layers of the skeleton branch;
+    at least ``len(mesh_levels) + 1`` when there are two or more mesh levels (the
+    finest branch must pass through a layer).
     ``hierarchy_levels``: how many times the mesh is coarsened.
     ``dropout``: ``null`` (the published model) or a probability.
     ``in_channels``: 2 (``x, y``, the published input) or 3 (``x, y, score``).
@@ -135,13 +140,15 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """``TRAIN`` section: optimisation (SPEC §4).
+    """``TRAIN`` section: optimisation (docs/published_model.md §4).
 
     Epochs run over ``range(begin_epoch, end_epoch)`` (``end_epoch`` excluded).
     ``scheduler: "step"`` multiplies the learning rate by ``lr_factor`` at every
     epoch listed in ``lr_step`` (counted from ``begin_epoch``; stepped once per
     epoch after training).  Loss: ``joint_loss_weight · MSE(joints) +
-    Σ mesh_loss_weights[k] · MSE(mesh_k)``; ``grad_clip`` is the gradient-norm
+    Σ mesh_loss_weights[k] · MSE(mesh_k)`` with one weight per ``MODEL.mesh_levels``
+    entry, in that order (``null``: 1 for every level; all zeros: no mesh
+    constraint); ``grad_clip`` is the gradient-norm
     limit (``0`` = none); ``max_train_samples`` caps the training set (``0`` = all).
     """
 
@@ -157,7 +164,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     print_freq: int = 100
     joint_loss_weight: float = 100.0
-    mesh_loss_weights: List[float] = field(default_factory=lambda: [1.0, 1.0])
+    mesh_loss_weights: Optional[List[float]] = None
     grad_clip: float = 1.0
     max_train_samples: int = 0
     eval_every: int = 1
@@ -438,19 +445,21 @@ def validate(cfg: Config) -> None:
     if m.hidden_channels % 2:
         raise ConfigError(f"{src}: MODEL.hidden_channels: invalid value {m.hidden_channels}; must be even "
                           "(the non-local block uses C/2 inner channels)")
-    if m.num_layers != 4:
-        raise ConfigError(f"{src}: MODEL.num_layers: invalid value {m.num_layers}; HGN's fusion schedule "
-                          "(SPEC §3) has exactly 4 layers")
     positive(m.hierarchy_levels, "MODEL.hierarchy_levels")
-    if len(m.mesh_levels) != 2:
-        raise ConfigError(f"{src}: MODEL.mesh_levels: expected two levels (coarse, fine), got {m.mesh_levels}")
     for lvl in m.mesh_levels:
         if not 0 <= lvl <= m.hierarchy_levels:
             raise ConfigError(f"{src}: MODEL.mesh_levels: level {lvl} outside 0..MODEL.hierarchy_levels "
                               f"({m.hierarchy_levels})")
-    if m.mesh_levels[0] <= m.mesh_levels[1]:
-        raise ConfigError(f"{src}: MODEL.mesh_levels: the first (branch 2) must be coarser, i.e. a higher "
-                          f"level than the second (branch 3), got {m.mesh_levels}")
+    if any(a <= b for a, b in zip(m.mesh_levels, m.mesh_levels[1:])):
+        raise ConfigError(f"{src}: MODEL.mesh_levels: levels go from coarse to fine, i.e. strictly decreasing "
+                          f"level numbers (published: [8, 7]), got {m.mesh_levels}")
+    from hgn_pyg.models.hgn import min_num_layers  # the schedule's rule lives with the model
+
+    need = min_num_layers(len(m.mesh_levels))
+    if m.num_layers < need:
+        raise ConfigError(f"{src}: MODEL.num_layers: invalid value {m.num_layers}; {len(m.mesh_levels)} mesh "
+                          f"levels {m.mesh_levels} need at least {need} layers (the finest branch joins after "
+                          f"layer {need - 1}; docs/published_model.md §10)")
     if m.in_channels not in INPUT_CHANNELS:
         raise ConfigError(f"{src}: MODEL.in_channels: invalid value {m.in_channels}; expected one of "
                           f"{', '.join(map(str, INPUT_CHANNELS))} (x, y[, score])")
@@ -471,9 +480,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: TRAIN.lr_step: invalid value {t.lr_step}; must be increasing positive epochs")
     positive(t.print_freq, "TRAIN.print_freq")
     positive(t.joint_loss_weight, "TRAIN.joint_loss_weight", allow_zero=True)
-    if len(t.mesh_loss_weights) != 2 or any(w < 0 for w in t.mesh_loss_weights):
-        raise ConfigError(f"{src}: TRAIN.mesh_loss_weights: invalid value {t.mesh_loss_weights}; expected two "
-                          "non-negative weights (one per MODEL.mesh_levels entry)")
+    if t.mesh_loss_weights is not None and (len(t.mesh_loss_weights) != len(m.mesh_levels)
+                                            or any(w < 0 for w in t.mesh_loss_weights)):
+        raise ConfigError(f"{src}: TRAIN.mesh_loss_weights: invalid value {t.mesh_loss_weights}; expected "
+                          f"{len(m.mesh_levels)} non-negative weight(s), one per MODEL.mesh_levels entry "
+                          f"{m.mesh_levels} (or null: 1 each)")
     positive(t.grad_clip, "TRAIN.grad_clip", allow_zero=True)
     positive(t.max_train_samples, "TRAIN.max_train_samples", allow_zero=True)
     positive(t.eval_every, "TRAIN.eval_every")

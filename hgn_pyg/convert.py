@@ -11,9 +11,12 @@ file (``.pkl``, chumpy or not, or ``.npz``; only its faces are read) or a faces 
 formulation on random inputs (unless ``--no-verify``), and ``--out`` receives an hgn_pyg checkpoint
 (``torch.load(weights_only=True)``-readable)::
 
-    {"format": "hgn_pyg", "version": 1, "model": HGN state dict,
-     "config": {"MODEL": {...}}, "hierarchy": GraphHierarchy.state_dict(),
-     "converted_from": str, "mesh": str}
+    {"format": "hgn_pyg", "version": 2, "model": HGN state dict,
+     "config": {"MODEL": {...}}, "converted_from": str, "mesh": str,
+     + the inference record of hgn_pyg.models.checkpoint (joint set, input/output conventions,
+       "hierarchy": GraphHierarchy.state_dict(), "mesh_faces": coarse-mesh triangles)}
+
+so ``HGN.from_checkpoint(FILE)`` and ``python -m hgn_pyg.lift --checkpoint FILE`` need nothing else.
 
 An existing ``--out`` is never overwritten unless ``--force``. Errors: one line on stderr, exit
 status 2 (``--debug`` shows the traceback).
@@ -202,6 +205,7 @@ def convert(official, mesh, out, levels: int = 9, mesh_levels: Sequence[int] = (
     from hgn_pyg.engine.checkpoint import save_checkpoint
     from hgn_pyg.graphs import mesh_hierarchy, skeleton_graph
     from hgn_pyg.models import HGN
+    from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, inference_record
     from hgn_pyg.models.official import read_checkpoint
 
     state = read_checkpoint(os.fspath(official))
@@ -211,22 +215,23 @@ def convert(official, mesh, out, levels: int = 9, mesh_levels: Sequence[int] = (
     model = HGN.from_official(state, skeleton, hierarchy, mesh_levels=mesh_levels,
                               source=os.fspath(official))
     diff = _verify(model, state, skeleton, hierarchy, mesh_levels) if verify else None
+    model_section = {
+        "name": "HGN",
+        "hidden_channels": model.hidden_channels,
+        "num_layers": model.num_layers,
+        "mesh_levels": list(mesh_levels),
+        "hierarchy_levels": int(levels),
+        "fusion": "official",
+        "dropout": None,
+        "mode": model.mode,
+        "isolated": model.isolated,
+    }
     ckpt = {
-        "format": "hgn_pyg",
-        "version": 1,
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
         "model": model.state_dict(),
-        "config": {"MODEL": {
-            "name": "HGN",
-            "hidden_channels": model.hidden_channels,
-            "num_layers": model.num_layers,
-            "mesh_levels": list(mesh_levels),
-            "hierarchy_levels": int(levels),
-            "fusion": "official",
-            "dropout": None,
-            "mode": model.mode,
-            "isolated": model.isolated,
-        }},
-        "hierarchy": hierarchy.state_dict(),
+        "config": {"MODEL": model_section},
+        **inference_record(model_section, hierarchy, faces=faces),
         "converted_from": os.fspath(official),
         "mesh": os.fspath(mesh),
     }

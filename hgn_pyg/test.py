@@ -1,9 +1,13 @@
-"""Evaluate HGN: ``python -m hgn_pyg.test --config FILE --checkpoint PATH [--out DIR] [--set ...] [--debug]``.
+"""Evaluate HGN: ``python -m hgn_pyg.test [--config FILE] --checkpoint PATH [--out DIR] [--set ...] [--debug]``.
 
 ``PATH`` is a checkpoint of ours (``checkpoint/last.pth.tar`` / ``best.pth.tar``) or the
-published ``final.pth.tar`` (loaded through ``HGN.from_official``).  Prints MPJPE and
-PA-MPJPE (mm) per action beside the mean-pose baseline and writes ``results.json``
-(``{"MPJPE", "PA-MPJPE", "per_action", "num_samples", "baseline", ...}``) into a new
+published ``final.pth.tar`` (loaded through ``HGN.from_official``). Without ``--config`` the
+configuration stored in the checkpoint is used (``--set`` may still override it, e.g. data paths);
+the model's architecture always comes from the checkpoint when it records one.  Prints MPJPE and
+PA-MPJPE (mm) per action beside the mean-pose baseline, with both averages (over samples —
+the paper's figure — and over the per-action means), and writes ``results.json``
+(``{"MPJPE", "PA-MPJPE", "MPJPE_action_mean", "PA-MPJPE_action_mean", "MPJPE_batch_mean",
+"per_action", "num_samples", "epoch", "selected_as_best", "baseline", ...}``) into a new
 ``<EXPERIMENT.output_root>/exp_<UTC timestamp>/`` folder, or ``--out DIR``.
 """
 from __future__ import annotations
@@ -23,17 +27,45 @@ def build_parser() -> argparse.ArgumentParser:
     from hgn_pyg.engine.cli import add_common_arguments
 
     p = argparse.ArgumentParser(prog="python -m hgn_pyg.test", description=__doc__.split("\n")[0])
-    p.add_argument("--config", metavar="FILE", required=True, help="YAML config (data set, model)")
+    p.add_argument("--config", metavar="FILE",
+                   help="YAML config (data set, model); default: the one stored in the checkpoint")
     p.add_argument("--checkpoint", metavar="PATH", help="checkpoint to evaluate (default: TEST.weight_path)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: a new exp_<timestamp> folder)")
     add_common_arguments(p)
     return p
 
 
+def _stored_config(ckpt_path: Path, overrides):
+    """The configuration stored in the checkpoint at ``ckpt_path``, with ``--set`` overrides."""
+    from hgn_pyg.config import apply_overrides, check_paths, config_from_dict
+    from hgn_pyg.engine.checkpoint import load_checkpoint
+    from hgn_pyg.errors import CheckpointError, ConfigError
+
+    stored = load_checkpoint(ckpt_path, map_location="cpu").get("config")
+    if not isinstance(stored, dict) or "DATASET" not in stored:
+        raise ConfigError(f"{ckpt_path}: the checkpoint stores no data configuration; pass --config FILE")
+    try:
+        cfg = config_from_dict(stored, source=f"{ckpt_path} (stored config)")
+    except ConfigError as exc:
+        raise CheckpointError(f"{ckpt_path}: its stored configuration is invalid: {exc}") from None
+    cfg = apply_overrides(cfg, overrides)
+    cfg.source = f"{ckpt_path} (stored config)"
+    check_paths(cfg)
+    return cfg
+
+
 def _run(args: argparse.Namespace) -> int:
     from hgn_pyg.config import load_config
+    from hgn_pyg.errors import CheckpointError, ConfigError
 
-    cfg = load_config(args.config, args.set, check_data=True)
+    if args.config:
+        cfg = load_config(args.config, args.set, check_data=True)
+    elif not args.checkpoint:
+        raise ConfigError("give --checkpoint PATH (and --config FILE for a checkpoint without a stored configuration)")
+    elif not Path(args.checkpoint).is_file():
+        raise CheckpointError(f"{args.checkpoint}: checkpoint file not found")
+    else:
+        cfg = _stored_config(Path(args.checkpoint), args.set)
     return run_test(cfg, args.checkpoint, args.out)
 
 
@@ -42,11 +74,12 @@ def run_test(cfg, checkpoint: Optional[str] = None, out: Optional[str] = None) -
     (a :class:`~hgn_pyg.config.Config` from a file, or from elsewhere); results into ``out``."""
     from hgn_pyg.config import config_from_dict
     from hgn_pyg.engine import build, pipeline
-    from hgn_pyg.engine.checkpoint import is_official_checkpoint, load_checkpoint
+    from hgn_pyg.engine.checkpoint import check_training_fields, is_official_checkpoint, load_checkpoint
     from hgn_pyg.engine.evaluator import evaluate, make_loader, mean_pose_baseline, write_vis
     from hgn_pyg.engine.metrics import format_table
     from hgn_pyg.engine.trainer import make_experiment_dir, setup_logging, write_results
     from hgn_pyg.errors import CheckpointError, ConfigError
+    import numpy as np
 
     cfg = pipeline.resolve_paths(cfg)
     ckpt_path = checkpoint or cfg.TEST.weight_path
@@ -60,6 +93,8 @@ def run_test(cfg, checkpoint: Optional[str] = None, out: Optional[str] = None) -
         raise ConfigError(f"--out {out_dir}: already holds a results.json; choose another folder")
     device = build.resolve_device(cfg.EXPERIMENT.device)
     ckpt = load_checkpoint(ckpt_path, map_location="cpu")
+    if not is_official_checkpoint(ckpt):
+        check_training_fields(ckpt, str(ckpt_path))
     setup_logging(None, cfg.EXPERIMENT.log_level)
 
     if not is_official_checkpoint(ckpt) and isinstance(ckpt.get("config"), dict):
@@ -103,8 +138,25 @@ def run_test(cfg, checkpoint: Optional[str] = None, out: Optional[str] = None) -
         if cfg.TEST.vis:
             from hgn_pyg.graphs.skeleton import skeleton_graph
 
+            faces = {lv: run.hierarchy.coarsen_faces(np.asarray(run.body.faces, dtype=np.int64), lv)
+                     for lv in cfg.MODEL.mesh_levels}
             write_vis(model, test_set, run.hierarchy, cfg.MODEL.mesh_levels, skeleton_graph("h36m").bones.tolist(),
-                      out_dir / "vis", device, cfg.TEST.vis_samples)
+                      out_dir / "vis", device, cfg.TEST.vis_samples, faces=faces)
+        # which epoch this is: ours record it (and whether it is the best one by the trainer's rule);
+        # the published final.pth.tar is that code's best epoch (docs/published_model.md §4)
+        epoch = ckpt.get("epoch")
+        results["epoch"] = int(epoch) if isinstance(epoch, int) else None
+        if is_official_checkpoint(ckpt):
+            results["selected_as_best"] = True
+            results["best_rule"] = "the published training code's (docs/published_model.md §4)"
+        else:
+            from hgn_pyg.engine.trainer import BEST_RULE
+
+            results["selected_as_best"] = bool(isinstance(epoch, int) and epoch == ckpt.get("best_epoch"))
+            results["best_rule"] = BEST_RULE
+        log.info("checkpoint epoch %s (%s)", results["epoch"],
+                 "the best epoch by " + results["best_rule"] if results["selected_as_best"]
+                 else "not the best epoch")
         write_results(out_dir / "results.json", results)
     print(format_table(results, baseline))
     print(f"results: {out_dir / 'results.json'}")

@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     import contextlib
 
     from hgn_pyg.config import load_config
-    from hgn_pyg.engine import pipeline
+    from hgn_pyg.engine import build, pipeline
     from hgn_pyg.engine.distributed import cleanup, init_distributed
     from hgn_pyg.engine.metrics import format_table
     from hgn_pyg.engine.trainer import Trainer, make_experiment_dir, setup_logging
@@ -88,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
 
                 bones = skeleton_graph("h36m").bones.tolist()
                 trainer = Trainer(cfg, exp_dir, run.model, run.loss_fn, run.train_set, run.test_set, ctx,
-                                  hierarchy=run.hierarchy, bones=bones)
+                                  hierarchy=run.hierarchy, bones=bones,
+                                  model_record=build.model_record(cfg, run.hierarchy, run.body))
                 if args.resume:
                     trainer.resume()
                 results = trainer.fit()

@@ -14,6 +14,7 @@
 #   TORCH_INDEX_URL=URL    where torch==2.13.0 comes from (PyTorch's CPU or CUDA wheel index);
 #                          default: pip's configured indexes (this project's machines hold a CPU wheel)
 #   MAX_JOBS=n             compiler jobs when building the extensions (default 2)
+#   SETUP_DRY_RUN=1        print the extensions decision and stop (changes nothing; for tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -36,6 +37,10 @@ case "$WITH_EXTENSIONS" in
   0|1) ;;
   *) echo "setup_env: WITH_EXTENSIONS must be auto, 0 or 1, got '$WITH_EXTENSIONS'" >&2; exit 2 ;;
 esac
+if [ "${SETUP_DRY_RUN:-0}" = "1" ]; then
+  echo "setup_env: dry run: WITH_EXTENSIONS=$WITH_EXTENSIONS"
+  exit 0
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -64,8 +65,12 @@ def test_evaluate_published_layout(trained, tmp_path):
     cfg = load_config(exp / "config.yaml")
     h = build.build_hierarchy(cfg)
     model = build.model_from_checkpoint(ck, cfg, h)
-    official = tmp_path / "final.pth.tar"
-    torch.save({"epoch": 0, "model_state_dict": model.to_official_state_dict()}, official)
+    # the published layout as the published training script wrote it: DataParallel's "module."
+    # prefix and NumPy-1.x scalars beside the weights
+    from test_models_checkpoint import _numpy1_pickle
+
+    official = _numpy1_pickle(tmp_path, {"epoch": np.int64(150), "error": np.float64(40.0), "model_state_dict": {
+        "module." + k: v for k, v in model.to_official_state_dict().items()}})
     cli("hgn_pyg.test", ["--config", exp / "config.yaml", "--checkpoint", official, "--set",
                          f"EXPERIMENT.output_root={tmp_path / 'out'}"], cwd=tmp_path)
     (out,) = list((tmp_path / "out").iterdir())
@@ -74,3 +79,37 @@ def test_evaluate_published_layout(trained, tmp_path):
     mine = json.loads((exp / "results.json").read_text())
     assert res["MPJPE"] == pytest.approx(mine["MPJPE"], rel=1e-5)
     assert res["baseline"]["MPJPE"] == pytest.approx(mine["baseline"]["MPJPE"], rel=1e-6)
+
+
+def test_evaluate_without_config(trained, tmp_path):
+    """The checkpoint's stored configuration is enough (--set may still point at the data)."""
+    root, exp = trained
+    cli("hgn_pyg.test", ["--checkpoint", exp / "checkpoint" / "last.pth.tar", "--set", f"DATASET.root={root}",
+                         "--out", tmp_path / "eval"], cwd=tmp_path)
+    res = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert res["MPJPE"] == pytest.approx(json.loads((exp / "results.json").read_text())["MPJPE"], rel=1e-9)
+
+
+def test_not_a_checkpoint(tmp_path):
+    bad = tmp_path / "notes.pth.tar"
+    bad.write_text("not a checkpoint\n")
+    proc = subprocess.run([sys.executable, "-m", "hgn_pyg.test", "--checkpoint", str(bad), "--out", str(tmp_path / "o")],
+                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "not a PyTorch checkpoint" in proc.stderr and "weights_only" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_checkpoint_fields_of_the_wrong_type(trained, tmp_path):
+    """Checkpoint fields are typed and checked before anything is written: one line, exit 2."""
+    from hgn_pyg.engine.checkpoint import load_checkpoint
+
+    root, exp = trained
+    ck = load_checkpoint(exp / "checkpoint" / "last.pth.tar")
+    for key, value in (("epoch", "3"), ("mean_pose", torch.zeros(4)), ("history", {"a": 1})):
+        bad = tmp_path / f"bad_{key}.pth.tar"
+        torch.save(dict(ck, **{key: value}), bad)
+        proc = subprocess.run([sys.executable, "-m", "hgn_pyg.test", "--checkpoint", str(bad), "--set",
+                               f"DATASET.root={root}", "--out", str(tmp_path / key)], cwd=tmp_path, env=env(),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 2 and f"field '{key}'" in proc.stderr and str(bad) in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / key).exists()

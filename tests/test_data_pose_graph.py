@@ -246,3 +246,26 @@ def test_unwritable_cache_folder_is_a_warning(root, tmp_path, caplog):
         ds = PoseGraphDataset(root, "test", subjects=[9], subsample=4, cache_dir=blocker / "sub")
     assert len(ds) > 0 and not ds.cache_hit and "could not write" in caplog.text
     assert blocker.read_text() == "in the way"
+
+
+def test_direct_storage_equals_pyg_collate(root):
+    """The arithmetic storage (no pre_transform) is exactly PyG's collate of per-sample Data
+    objects built here from the reader's tensors."""
+    from torch_geometric.data import Data, InMemoryDataset
+
+    ds = PoseGraphDataset(root, "test", subjects=[9], subsample=3, use_cache=False)
+    t = ds.reader_tensors()
+    tmpl = _template_edges()
+    items = [Data(x=t["input_2d"][i], edge_index=tmpl, y=t["joints_3d"][i],
+                  edge_type=torch.arange(49), joint=torch.arange(17),
+                  subject=t["subject"][i:i + 1], action=t["action"][i:i + 1])
+             for i in range(len(t["action"]))]
+    data, slices = InMemoryDataset.collate(items)
+    assert set(slices) == set(ds.slices)
+    for key in slices:
+        assert torch.equal(slices[key], ds.slices[key]), key
+        assert torch.equal(data[key], ds._data[key]), key
+    # and the stored view gives back each sample
+    for i in (0, len(items) - 1):
+        for key in ("x", "y", "edge_index", "edge_type", "joint", "subject", "action"):
+            assert torch.equal(ds[i][key], items[i][key]), key

@@ -67,6 +67,11 @@ def test_convert_cli_end_to_end(setup):
     with torch.no_grad():
         got, ref = model(x), dense(x)
     assert max(float((a - b).abs().max()) for a, b in zip((got.joints, *got.meshes), ref)) <= 1e-4
+    # self-describing: the file alone builds the model (eval mode), with the coarse-mesh faces
+    alone = HGN.from_checkpoint(out)
+    assert not alone.training and set(ckpt["mesh_faces"]) == {3, 2} and ckpt["joint_set"] == "h36m"
+    with torch.no_grad():
+        assert torch.equal(alone(x).joints, got.joints)
 
     # an existing --out is kept
     before = out.read_bytes()

@@ -276,7 +276,7 @@ def test_checkpoint_errors_name_all_keys(graphs):
 
     with pytest.raises(CheckpointError):
         HGN.from_official({"model_state_dict": {"a": 1}}, skeleton, hierarchy)
-    with pytest.raises(CheckpointError, match="no such checkpoint"):
+    with pytest.raises(CheckpointError, match="checkpoint file not found"):
         HGN.from_official("/nonexistent/final.pth.tar", skeleton, hierarchy)
 
 

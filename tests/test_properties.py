@@ -332,8 +332,9 @@ def test_invalid_meshes_raise_graph_error(mesh, kind, seed, levels):
 # =============================================================================================
 @st.composite
 def random_graphs(draw, max_nodes: int = 40):
-    """(edge_index [2, E] (may hold duplicates), num_nodes, seed) of a random directed graph with
-    optional self loops and some nodes without incoming edges."""
+    """(edge_index [2, E] (each edge once, columns shuffled), num_nodes, seed) of a random directed
+    graph with optional self loops and some nodes without incoming edges. A template listing an
+    edge twice is refused by SemGraphConv (tested in test_nn_sem_graph_conv.py)."""
     n = draw(st.integers(1, max_nodes))
     seed = draw(st.integers(0, 2**32 - 1))
     density = draw(st.sampled_from([0.0, 0.05, 0.2, 0.6]))
@@ -347,8 +348,6 @@ def random_graphs(draw, max_nodes: int = 40):
     tgt, src = np.nonzero(A)
     order = rng.permutation(len(src))
     ei = np.stack([src[order], tgt[order]])
-    if ei.shape[1] and draw(st.booleans()):  # duplicates are removed by the layer
-        ei = np.concatenate([ei, ei[:, : 1 + ei.shape[1] // 3]], axis=1)
     return torch.from_numpy(ei.astype(np.int64)).reshape(2, -1), n, seed
 
 
@@ -364,14 +363,15 @@ def _make_conv(ei, n, cin, cout, isolated, mode, seed, bias=True):
 
 
 def _reference_sem_graph_conv(x, edge_index, n, weight, logits, bias, isolated):
-    """SPEC §2.1 written densely in float64: one logit per (target, source) nonzero (row-major),
+    """docs/published_model.md §2.1 written densely in float64: logit ``k`` belongs to column ``k``
+    of the template ``edge_index`` (its edge type),
     ``-9e15`` elsewhere, row softmax, ``out_i = S_ii h0_i + sum_{j != i} S_ij h1_j + b``; rows with
     no nonzero: uniform (published), own node only ("self") or nothing ("zero")."""
     x = x.double()
     W = weight.double()
     src, tgt = edge_index.tolist()
-    pairs = sorted(set(zip(tgt, src)))  # row-major nonzeros = the order of the logits
-    assert len(pairs) == logits.numel()
+    pairs = list(zip(tgt, src))  # template column k = edge type k = logit k
+    assert len(set(pairs)) == len(pairs) == logits.numel()
     L = torch.full((n, n), -9e15, dtype=torch.float64)
     for k, (t, s) in enumerate(pairs):
         L[t, s] = logits[k].double()
@@ -525,8 +525,10 @@ def test_hierarchy_joint_assignment(mesh, levels, joints, seed):
 def test_graph_non_local_permutation_equivariance(n, batch, channels, train, seed):
     if train and (batch or 1) * n < 2:
         return  # BatchNorm cannot train on a single value per channel
+    # float64: equivariance is exact, and train-mode BatchNorm over a few nodes amplifies float32
+    # summation-order rounding past any tight tolerance
     torch.manual_seed(seed)
-    block = GraphNonLocal(channels)
+    block = GraphNonLocal(channels).double()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # make the block non-trivial (fresh BN weight/bias are 0 -> identity)
         block.bn.weight.copy_(torch.randn(channels, generator=g))
@@ -535,9 +537,9 @@ def test_graph_non_local_permutation_equivariance(n, batch, channels, train, see
         block.bn.running_var.copy_(torch.rand(channels, generator=g) + 0.5)
     block.train(train)
     shape = (n, channels) if batch is None else (batch, n, channels)
-    x = torch.randn(*shape, generator=g)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64)
     perm = torch.randperm(n, generator=g)
     out = block(x)
     out_p = block(x[..., perm, :])
-    torch.testing.assert_close(out_p, out[..., perm, :], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out_p, out[..., perm, :], atol=1e-9, rtol=1e-9)
     assert not torch.allclose(out, x)  # the block really did something

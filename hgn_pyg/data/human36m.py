@@ -84,14 +84,12 @@ def annotation_path(root: PathLike, subject: int, kind: str) -> Path:
 
 
 def bbox_is_empty(bbox: np.ndarray, width: float, height: float) -> bool:
-    """Whether a COCO box ``(x, y, w, h)`` is empty once clipped to the image."""
-    x, y, w, h = (float(v) for v in bbox)
-    if w * h <= 0 or w <= 0 or h <= 0:
-        return True
-    x1, y1 = max(x, 0.0), max(y, 0.0)
-    x2 = min(width - 1.0, x1 + max(w - 1.0, 0.0))
-    y2 = min(height - 1.0, y1 + max(h - 1.0, 0.0))
-    return x2 < x1 or y2 < y1
+    """Whether a COCO box ``(x, y, w, h)`` counts as empty by the published rule
+    (docs/published_model.md §4): ``w·h <= 0``, ``w < 1`` or ``h < 1``. The box is not clipped
+    to the image first, so its position (and ``width``/``height``) do not matter: a box partly or
+    wholly outside the image is kept, a box narrower than one pixel is dropped."""
+    _x, _y, w, h = (float(v) for v in bbox)
+    return not (w * h > 0 and w >= 1 and h >= 1)  # NaN sizes count as empty
 
 
 def _resolve_subjects(split: str, subjects: Optional[Iterable[int]], protocol: int) -> Tuple[int, ...]:

@@ -34,13 +34,16 @@ import torch
 from ..errors import DataError
 from .keypoints import DEFAULT_MIN_SCORE, apply_missing_policy
 
-__all__ = ["INPUT_JOINT_SETS", "JOINT_FILES", "read_track_2d", "coco_projections", "with_input_2d"]
+__all__ = ["INPUT_JOINT_SETS", "INPUT_FORMATS", "JOINT_FILES", "read_track_2d", "coco_projections", "with_input_2d"]
 
 PathLike = Union[str, os.PathLike]
 
 #: ``DATASET.input_joint_set`` values -> the joint set (:data:`hgn_pyg.graphs.SKELETONS` name) of
 #: the input keypoints.
 INPUT_JOINT_SETS: Dict[str, str] = {"human36": "h36m", "coco": "coco17"}
+#: ``DATASET.input_joint_set`` values -> the keypoint format name of
+#: :data:`hgn_pyg.data.keypoints.KEYPOINT_FORMATS` (what a checkpoint's input convention records).
+INPUT_FORMATS: Dict[str, str] = {"human36": "h36m", "coco": "coco"}
 #: The annotation file (``Human36M_subject{S}_{kind}.json``) holding each input joint set in 3D.
 JOINT_FILES: Dict[str, str] = {"human36": "joint_3d", "coco": "joint_3d_coco"}
 

@@ -171,11 +171,7 @@ class PoseGraphDataset(InMemoryDataset):
                         log.info("PoseGraphDataset %s: %d graphs from %s", split, len(self),
                                  self.cache_path)
         if stored is None:
-            data, slices = self.collate([self._pre(d) for d in self._samples()])
-            if slices is None:  # PyG gives no slices for a one-sample list
-                slices = {k: torch.tensor([0, v.size(data.__cat_dim__(k, v))])
-                          for k, v in data.to_dict().items()}
-            self.data, self.slices = data, slices
+            self.data, self.slices = self._build()
             if use_cache:
                 try:
                     _cache.save_tensors(self.cache_path, self._flatten(), key,
@@ -249,25 +245,48 @@ class PoseGraphDataset(InMemoryDataset):
         return Human36M(self.root, split=self.split, subjects=[int(s) for s in self.subjects],
                         subsample=self.subsample, use_cache=False)
 
-    def _samples(self):
+    def _build(self) -> Tuple[Data, Dict[str, Tensor]]:
+        """``(data, slices)``, InMemoryDataset's storage of all samples."""
         t = self.reader_tensors()
         x, y, subject, action = t["input_2d"], t["joints_3d"], t["subject"], t["action"]
         if x.shape[1:] != (NUM_JOINTS, 2) or y.shape[1:] != (NUM_JOINTS, 3):
             raise DataError(f"{self.root}: expected {NUM_JOINTS} joints, got inputs "
                             f"{tuple(x.shape)} and targets {tuple(y.shape)}")
+        if self.pre_transform is None:
+            return self._stack(x, y, subject, action)
+        data, slices = self.collate([self.pre_transform(d) for d in self._samples(x, y, subject, action)])
+        if slices is None:  # PyG gives no slices for a one-sample list
+            slices = {k: torch.tensor([0, v.size(data.__cat_dim__(k, v))])
+                      for k, v in data.to_dict().items()}
+        return data, slices
+
+    def _samples(self, x: Tensor, y: Tensor, subject: Tensor, action: Tensor):
         edge_index, edge_type = self.template.edge_index, self.template.edge_type
         joint = torch.arange(NUM_JOINTS)
         for i in range(x.size(0)):
             yield Data(x=x[i], y=y[i], edge_index=edge_index, edge_type=edge_type, joint=joint,
                        subject=subject[i:i + 1], action=action[i:i + 1])
 
+    def _stack(self, x: Tensor, y: Tensor, subject: Tensor,
+               action: Tensor) -> Tuple[Data, Dict[str, Tensor]]:
+        """What :meth:`collate` makes of :meth:`_samples`, built directly: every sample has the
+        template's topology, so the slices are arithmetic (no Data object per sample; real
+        Human3.6M has 300k training samples)."""
+        n, j = x.size(0), NUM_JOINTS
+        edge_index, edge_type = self.template.edge_index, self.template.edge_type
+        e = edge_index.size(1)
+        node, edge, graph = (torch.arange(0, n * k + 1, k) for k in (j, e, 1))
+        data = Data(x=x.reshape(n * j, 2), edge_index=edge_index.repeat(1, n), y=y.reshape(n * j, 3),
+                    edge_type=edge_type.repeat(n), joint=torch.arange(j).repeat(n),
+                    subject=subject.clone(), action=action.clone())
+        slices = {"x": node, "edge_index": edge, "y": node, "edge_type": edge, "joint": node,
+                  "subject": graph, "action": graph}
+        return data, slices
+
     def reader_tensors(self) -> Dict[str, Tensor]:
         """The reader's tensors (``input_2d [N, 17, 2]``, ``joints_3d [N, 17, 3]``, ``subject``,
         ``action``, ...): :meth:`~hgn_pyg.data.PoseDataset.tensors` of a fresh read."""
         return self._reader().tensors()
-
-    def _pre(self, data: Data) -> Data:
-        return data if self.pre_transform is None else self.pre_transform(data)
 
     # -- the processed file --------------------------------------------------------------------
     def _flatten(self) -> Dict[str, Tensor]:
@@ -314,7 +333,8 @@ class RandomJointDropout(BaseTransform):
     The remaining edges keep their ``edge_type`` (:func:`torch_geometric.utils.subgraph` with
     ``edge_attr=edge_type``), so a typed :class:`~hgn_pyg.nn.SemGraphConv` still gives each bone
     its own learnt weight. Node-level fields ``x``, ``y`` and ``joint`` are subset alike; ``joint``
-    tells which Human3.6M joints remain.
+    tells which Human3.6M joints remain. (A fixed-topology model such as HGN keeps all 17 nodes
+    and fills missing joints instead: :func:`hgn_pyg.data.keypoints.apply_missing_policy`.)
 
     Args:
         p: drop probability per joint, in ``[0, 1)``. (default: ``0.2``)

@@ -39,6 +39,8 @@ __all__ = [
     "build_model",
     "build_loss",
     "model_from_checkpoint",
+    "model_record",
+    "load_state",
     "subsample_dataset",
     "collate",
     "Batch",
@@ -278,22 +280,37 @@ def _joint_weights(cfg: Config, body):
 
 
 def build_model(cfg: Config, hierarchy, body=None) -> torch.nn.Module:
-    """An :class:`hgn_pyg.models.HGN` as ``MODEL`` describes it."""
-    from hgn_pyg.graphs.skeleton import skeleton_graph
-    from hgn_pyg.models.hgn import HGN
+    """An :class:`hgn_pyg.models.HGN` as ``MODEL`` describes it (:func:`hgn_pyg.models.factory.build_hgn`)."""
+    from hgn_pyg.models.factory import build_hgn
 
-    m = cfg.MODEL
-    kwargs: Dict[str, Any] = dict(
-        mesh_levels=tuple(m.mesh_levels), hidden_channels=m.hidden_channels, num_layers=m.num_layers,
-        dropout=m.dropout, fusion=m.fusion, mode=m.mode, isolated=m.isolated, in_channels=m.in_channels)
-    if cfg.DATASET.input_joint_set != "human36":  # another keypoint set: a learned input node map
+    reg = _joint_weights(cfg, body if body is not None else load_body(cfg)) if cfg.MODEL.fusion == "pool" else None
+    return build_hgn(model_section(cfg), hierarchy, joint_regressor=reg)
+
+
+def model_section(cfg: Config) -> Dict[str, Any]:
+    """``MODEL`` as a dict, plus ``input_nodes`` (a learned input node map) when the input keypoints
+    are another joint set than the skeleton's (``DATASET.input_joint_set``)."""
+    import dataclasses
+
+    section = dataclasses.asdict(cfg.MODEL)
+    if cfg.DATASET.input_joint_set != "human36":
         from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
         from hgn_pyg.graphs.skeleton import SKELETONS
 
-        kwargs["input_nodes"] = SKELETONS[INPUT_JOINT_SETS[cfg.DATASET.input_joint_set]].num_joints
-    if m.fusion == "pool":
-        kwargs["joint_assignment"] = _joint_weights(cfg, body if body is not None else load_body(cfg))
-    return _call_with_supported(HGN, skeleton_graph("h36m"), hierarchy, **kwargs)
+        section["input_nodes"] = SKELETONS[INPUT_JOINT_SETS[cfg.DATASET.input_joint_set]].num_joints
+    return section
+
+
+def model_record(cfg: Config, hierarchy, body=None) -> Dict[str, Any]:
+    """The inference record a checkpoint of this configuration carries
+    (:func:`hgn_pyg.models.checkpoint.inference_record`: graphs, coarse-mesh faces, conventions)."""
+    from hgn_pyg.data.input_2d import INPUT_FORMATS
+    from hgn_pyg.models.checkpoint import inference_record
+
+    body = body if body is not None else load_body(cfg)
+    reg = getattr(body, "h36m_regressor", None) if cfg.MODEL.fusion == "pool" else None
+    return inference_record(model_section(cfg), hierarchy, faces=np.asarray(body.faces, dtype=np.int64),
+                            joint_regressor=reg, input_format=INPUT_FORMATS[cfg.DATASET.input_joint_set])
 
 
 def build_loss(cfg: Config, hierarchy):
@@ -305,53 +322,25 @@ def build_loss(cfg: Config, hierarchy):
 
 
 def model_from_checkpoint(ckpt: Dict[str, Any], cfg: Config, hierarchy, body=None, path: str = "checkpoint"):
-    """A model with the weights of ``ckpt``: ours (``"model"``) or the published layout.
+    """A model with the weights of ``ckpt`` (:func:`hgn_pyg.models.checkpoint.load_model`): ours
+    (with its stored graphs and MODEL section when it has them, else ``hierarchy``) or the
+    published layout (``model_state_dict``, through :meth:`hgn_pyg.models.HGN.from_official` with
+    ``cfg.MODEL``'s levels and kernel options). Raises :class:`CheckpointError` naming the
+    mismatching keys and shapes."""
+    from hgn_pyg.models.checkpoint import load_model
 
-    A published ``final.pth.tar`` (``model_state_dict`` with the published names) goes
-    through :meth:`hgn_pyg.models.HGN.from_official`.  A state dict that does not fit
-    raises :class:`CheckpointError` naming the mismatching keys and shapes.
-    """
-    from hgn_pyg.engine.checkpoint import is_official_checkpoint, strip_module_prefix
-
-    if is_official_checkpoint(ckpt):
-        from hgn_pyg.graphs.skeleton import skeleton_graph
-        from hgn_pyg.models.hgn import HGN
-
-        log.info("%s: published checkpoint layout; loading through HGN.from_official", path)
-        try:
-            return HGN.from_official(ckpt, skeleton_graph("h36m"), hierarchy,
-                                     mesh_levels=tuple(cfg.MODEL.mesh_levels), mode=cfg.MODEL.mode,
-                                     isolated=cfg.MODEL.isolated)
-        except CheckpointError:
-            raise
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: does not fit the published HGN on this mesh hierarchy: {exc}") from None
-    if "model" not in ckpt or not isinstance(ckpt["model"], dict):
-        raise CheckpointError(f"{path}: neither an hgn_pyg checkpoint ('model') nor the published layout "
-                              f"('model_state_dict'); top-level keys: {sorted(ckpt)[:10]}")
-    model = build_model(cfg, hierarchy, body)
-    load_state(model, strip_module_prefix(ckpt["model"]), path)
-    return model
+    reg = None
+    if cfg.MODEL.fusion == "pool" and "joint_regressor" not in ckpt:
+        reg = _joint_weights(cfg, body if body is not None else load_body(cfg))
+    model, _ = load_model(ckpt, hierarchy=hierarchy, joint_regressor=reg, source=path, model_section=cfg.MODEL)
+    return model.train()
 
 
 def load_state(model: torch.nn.Module, state: Dict[str, Tensor], path: str) -> None:
-    """``load_state_dict`` with a :class:`CheckpointError` listing missing/unexpected/mis-shaped keys."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append("shape mismatch " + "; ".join(shapes[:4]) + (" …" if len(shapes) > 4 else ""))
-        if missing:
-            parts.append(f"missing {missing[:4]}" + (" …" if len(missing) > 4 else ""))
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:4]}" + (" …" if len(unexpected) > 4 else ""))
-        raise CheckpointError(f"{path}: checkpoint does not fit this model (another architecture or graph?): "
-                              + "; ".join(parts))
-    model.load_state_dict(state)
+    """:func:`hgn_pyg.models.checkpoint.load_model_state` (every key and shape checked first)."""
+    from hgn_pyg.models.checkpoint import load_model_state
+
+    load_model_state(model, state, path)
 
 
 @dataclass

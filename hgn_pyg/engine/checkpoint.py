@@ -23,6 +23,7 @@ middle of overwriting its last checkpoint).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import time
@@ -34,6 +35,8 @@ import torch
 
 from hgn_pyg.errors import CheckpointError
 from hgn_pyg.io import atomic_write
+# the checkpoint reader and the published-layout rules live with the model (one home)
+from hgn_pyg.models.official import is_official_checkpoint, load_checkpoint_file, strip_module_prefix
 
 __all__ = [
     "save_checkpoint",
@@ -42,6 +45,7 @@ __all__ = [
     "restore_rng_state",
     "is_official_checkpoint",
     "strip_module_prefix",
+    "check_training_fields",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,37 +75,48 @@ def save_checkpoint(state: Dict[str, Any], path: PathLike) -> Path:
 def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (or a published one).
 
-    Uses ``torch.load(weights_only=True)``: no arbitrary code is run.  Raises
-    :class:`CheckpointError` naming the file when it is missing, truncated or not a
-    dict of tensors/plain values.
+    The file is read by :func:`hgn_pyg.models.official.load_checkpoint_file` (the one
+    checkpoint reader: ``torch.load(weights_only=True)``, no code runs) and raises
+    :class:`CheckpointError` naming the file when it is missing, not a PyTorch checkpoint,
+    truncated or not a dict of tensors/plain values.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    try:
-        obj = torch.load(str(path), map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise CheckpointError(f"{path}: cannot read checkpoint ({exc.__class__.__name__}: {msg[:200]})") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: expected a dict in the checkpoint, got {type(obj).__name__}")
-    return obj
+    return load_checkpoint_file(path, map_location=map_location)
 
 
-def is_official_checkpoint(ckpt: Dict[str, Any]) -> bool:
-    """True for the published layout: ``model_state_dict`` with the published parameter names."""
-    sd = ckpt.get("model_state_dict")
-    if not isinstance(sd, dict):
-        return False
-    keys = [k[7:] if k.startswith("module.") else k for k in sd]
-    return any(k.startswith("gconv_input.") for k in keys) and any(k.startswith("gconv_output") for k in keys)
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
-def strip_module_prefix(state_dict: Dict[str, Any]) -> Dict[str, Any]:
-    """Remove a ``module.`` prefix (DataParallel / DDP) from every key."""
-    if all(k.startswith("module.") for k in state_dict):
-        return {k[7:]: v for k, v in state_dict.items()}
-    return dict(state_dict)
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def check_training_fields(state: Dict[str, Any], path: str = "checkpoint") -> None:
+    """Check the types of the training fields of one of our checkpoints (those present):
+    ``epoch``/``best_epoch`` integers, ``best_metric`` a number (not NaN), ``history`` a list of
+    dicts, ``mean_pose`` a finite ``[J, 3]`` tensor or None, ``model``/``optimizer``/``scheduler``/
+    ``rng``/``config`` dicts. Raises :class:`CheckpointError` naming the field and what it holds."""
+    def bad(key: str, want: str) -> CheckpointError:
+        v = state[key]
+        shown = (f"tensor {list(v.shape)} {v.dtype}" if isinstance(v, torch.Tensor)
+                 else f"{type(v).__name__} {v!r}"[:80])
+        return CheckpointError(f"{path}: field {key!r} must be {want}, got {shown}")
+
+    for key in ("epoch", "best_epoch"):
+        if key in state and not _is_int(state[key]):
+            raise bad(key, "an integer")
+    if "best_metric" in state and (not _is_real(state["best_metric"]) or math.isnan(float(state["best_metric"]))):
+        raise bad("best_metric", "a number")
+    if "history" in state and state["history"] is not None and (
+            not isinstance(state["history"], list) or not all(isinstance(h, dict) for h in state["history"])):
+        raise bad("history", "a list of per-epoch dicts")
+    for key in ("model", "optimizer", "scheduler", "rng", "config"):
+        if key in state and not isinstance(state[key], dict):
+            raise bad(key, "a dict")
+    mp = state.get("mean_pose")
+    if mp is not None and (not isinstance(mp, torch.Tensor) or mp.dim() != 2 or mp.shape[-1] != 3
+                           or not mp.is_floating_point() or not bool(torch.isfinite(mp).all())):
+        raise bad("mean_pose", "a finite float tensor [J, 3] or None")
 
 
 def capture_rng_state(generators: Optional[Dict[str, torch.Generator]] = None) -> Dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -76,10 +76,11 @@ def mean_pose_baseline(mean_pose: Tensor, loader: DataLoader) -> Dict[str, objec
 
 @torch.no_grad()
 def write_vis(model: torch.nn.Module, ds: Dataset, hierarchy, mesh_levels: Sequence[int], bones, folder: Path,
-              device: torch.device, num_samples: int = 4) -> int:
+              device: torch.device, num_samples: int = 4, faces: Optional[Mapping[int, object]] = None) -> int:
     """For the first ``num_samples`` items of ``ds``: ``pose_<i>.png`` (prediction vs ground truth) and,
     when the model predicts meshes, ``mesh_<i>_level<L>.obj`` of the predicted coarse meshes (real
-    vertices, graph edges as lines; ``..._gt.obj`` beside them when the item has mesh targets).
+    vertices; the coarse-mesh triangles ``faces[L]`` when given, so mesh viewers show a surface, else
+    the graph edges as lines; ``..._gt.obj`` beside them when the item has mesh targets).
     Returns the number of samples drawn."""
     n = min(int(num_samples), len(ds))
     if n <= 0:
@@ -103,12 +104,14 @@ def write_vis(model: torch.nn.Module, ds: Dataset, hierarchy, mesh_levels: Seque
         for k, level in enumerate(mesh_levels):
             level = int(level)
             if level not in edges:
-                edges[level] = level_edges(hierarchy, level)
+                tri = (faces or {}).get(level)
+                edges[level] = (None, np.asarray(tri)) if tri is not None else (level_edges(hierarchy, level), None)
             slots = torch.as_tensor(hierarchy.real_slots(level), dtype=torch.long)
             verts = meshes[k][i].float().cpu().index_select(0, slots).numpy()
-            save_obj(verts, folder / f"mesh_{i:03d}_level{level}.obj", edges=edges[level],
+            lines, tri = edges[level]
+            save_obj(verts, folder / f"mesh_{i:03d}_level{level}.obj", edges=lines, faces=tri,
                      comment=f"predicted level-{level} mesh of sample {i} (metres, pelvis-relative)")
             if batch.meshes is not None:
-                save_obj(batch.meshes[k][i].numpy(), folder / f"mesh_{i:03d}_level{level}_gt.obj", edges=edges[level],
-                         comment=f"ground-truth level-{level} mesh of sample {i}")
+                save_obj(batch.meshes[k][i].numpy(), folder / f"mesh_{i:03d}_level{level}_gt.obj", edges=lines,
+                         faces=tri, comment=f"ground-truth level-{level} mesh of sample {i}")
     return n

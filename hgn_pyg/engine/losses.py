@@ -1,11 +1,13 @@
-r"""The HGN training loss (SPEC §4).
+r"""The HGN training loss (docs/published_model.md §4, §10).
 
 .. math::
     \mathcal{L} = w_J\,\mathrm{MSE}(\hat{J}, J)
       + \sum_k w_k\,\mathrm{MSE}\big(\hat{M}_k[\pi_k], M_k\big)
 
-with :math:`w_J = 100`, :math:`w_k = 1` for the two mesh levels (published: 48- and
-96-slot meshes).  The network predicts every *slot* of a mesh level (binary-tree
+with :math:`w_J = 100` and one weight :math:`w_k` per mesh level the network predicts
+(published: 1 for each of the 48- and 96-slot meshes; ``TRAIN.mesh_loss_weights`` sets them,
+all zeros train without the mesh constraint).  Any number of levels works, none included
+(the skeleton-only network).  The network predicts every *slot* of a mesh level (binary-tree
 order, fake slots included); the ground truth has one row per *real* vertex in the
 original cluster order, so the prediction is read at
 :math:`\pi_k = ` ``hierarchy.real_slots(level_k)`` first.  ``MSE`` is the mean over
@@ -27,7 +29,7 @@ __all__ = ["HGNLoss"]
 
 
 class HGNLoss(nn.Module):
-    r"""Weighted joint + multi-level mesh MSE (SPEC §4).
+    r"""Weighted joint + multi-level mesh MSE (docs/published_model.md §4).
 
     Args:
         real_slots: for each mesh level the network predicts, a LongTensor of the slots
@@ -37,7 +39,7 @@ class HGNLoss(nn.Module):
         mesh_weights: :math:`w_k` per mesh level (default 1 each).
 
     ``forward(joints, meshes, joints_gt, meshes_gt=None)`` returns
-    ``(total, parts)`` with ``parts = {"joints": …, "mesh0": …, "mesh1": …}`` (detached
+    ``(total, parts)`` with ``parts = {"joints": …, "mesh0": …, "mesh1": …, …}`` (detached
     unweighted MSEs; mesh entries only when mesh targets are given).
     """
 

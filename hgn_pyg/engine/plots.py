@@ -13,18 +13,29 @@ __all__ = ["CSV_COLUMNS", "write_metrics_csv", "plot_history"]
 
 log = logging.getLogger(__name__)
 
-#: Columns of ``graph/metrics.csv`` (one row per epoch).
+#: Columns of ``graph/metrics.csv`` (one row per epoch); models with more than two mesh levels
+#: add ``train_mesh2_mse``, ... after ``train_mesh1_mse``.
 CSV_COLUMNS = ["epoch", "lr", "train_loss", "train_joints_mse", "train_mesh0_mse", "train_mesh1_mse",
-               "train_mpjpe", "test_mpjpe", "test_pa_mpjpe", "epoch_time_s"]
+               "train_mpjpe", "test_mpjpe", "test_pa_mpjpe", "test_mpjpe_action_mean", "test_mpjpe_batch_mean",
+               "train_time_s", "epoch_time_s"]
+
+
+def _columns(history: Sequence[Dict[str, float]]) -> List[str]:
+    extra = sorted({k for row in history for k in row
+                    if k.startswith("train_mesh") and k.endswith("_mse") and k not in CSV_COLUMNS},
+                   key=lambda k: int(k[len("train_mesh"):-len("_mse")]))
+    at = CSV_COLUMNS.index("train_mesh1_mse") + 1
+    return CSV_COLUMNS[:at] + extra + CSV_COLUMNS[at:]
 
 
 def write_metrics_csv(history: Sequence[Dict[str, float]], path: Path) -> None:
     """Write one row per epoch of ``history`` (missing values left empty)."""
+    columns = _columns(history)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for row in history:
-        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
     atomic_write_text(path, buf.getvalue())
 
 

@@ -1,4 +1,4 @@
-"""The training loop of SPEC §4, experiment folders, and exact resumption.
+"""The training loop of docs/published_model.md §4, experiment folders, and exact resumption.
 
 An experiment lives in ``<output_root>/exp_<UTC timestamp>/``::
 
@@ -7,7 +7,7 @@ An experiment lives in ``<output_root>/exp_<UTC timestamp>/``::
     checkpoint/last.pth.tar, best.pth.tar   (atomic writes, once per epoch)
     graph/metrics.csv, loss.png, error.png  (regenerated from the checkpoint's history)
     vis/                   pose PNGs + coarse-mesh OBJ files (TEST.vis)
-    results.json           final test metrics beside the mean-pose baseline
+    results.json           last- and best-epoch test metrics beside the mean-pose baseline
 
 Exact resumption: the checkpoint written at the end of epoch ``e`` holds the model,
 optimizer, scheduler, the best metric, the history and the RNG states (Python, NumPy,
@@ -39,14 +39,16 @@ from hgn_pyg.config import Config
 from hgn_pyg.data.augment import KeypointAugmentation, model_input
 from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
 from hgn_pyg.engine.build import train_mean_pose
-from hgn_pyg.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from hgn_pyg.engine.checkpoint import (capture_rng_state, check_training_fields, load_checkpoint, restore_rng_state,
+                                       save_checkpoint)
+from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, check_model_fields
 from hgn_pyg.engine.distributed import DistContext
 from hgn_pyg.engine.evaluator import _progress_interval, evaluate, make_loader, mean_pose_baseline, write_vis
 from hgn_pyg.engine.plots import plot_history, write_metrics_csv
 from hgn_pyg.io import atomic_write, atomic_write_text
 from hgn_pyg.errors import CheckpointError, ConfigError
 
-__all__ = ["Trainer", "make_experiment_dir", "setup_logging", "seed_everything", "write_results"]
+__all__ = ["Trainer", "make_experiment_dir", "setup_logging", "seed_everything", "write_results", "BEST_RULE"]
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,11 @@ log = logging.getLogger(__name__)
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("step", "none")
 
-CHECKPOINT_FORMAT = "hgn_pyg"
-CHECKPOINT_VERSION = 1
+#: How the best epoch (``best.pth.tar``, ``results.json`` → ``best``) is chosen: the published
+#: rule (docs/published_model.md §4).
+BEST_RULE = ("published: lowest test MPJPE_batch_mean (mean over test batches of each batch's mean "
+             "MPJPE); epoch 0 is never selected but its error counts towards the minimum to beat; "
+             "a tie keeps the earlier epoch")
 
 
 def make_experiment_dir(output_root: os.PathLike, prefix: str = "exp") -> Path:
@@ -145,7 +150,8 @@ def write_results(path: Path, results: Dict[str, Any]) -> None:
 
 
 class Trainer:
-    """Trains an HGN as SPEC §4 says, evaluates each epoch and keeps the experiment folder.
+    """Trains an HGN as docs/published_model.md §4 says, evaluates each epoch and keeps the
+    experiment folder. The best epoch is chosen by :data:`BEST_RULE`.
 
     Args:
         cfg: the configuration.
@@ -159,7 +165,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, exp_dir: Path, model: torch.nn.Module, loss_fn: torch.nn.Module,
                  train_set: Dataset, test_set: Dataset, ctx: Optional[DistContext] = None, hierarchy=None,
-                 bones=None):
+                 bones=None, model_record: Optional[Dict[str, Any]] = None):
         self.cfg = cfg
         self.exp_dir = Path(exp_dir)
         if ctx is None:  # a single process on the configured device
@@ -172,6 +178,8 @@ class Trainer:
         self.loss_fn = loss_fn.to(self.device)
         self.hierarchy = hierarchy
         self.bones = bones
+        # what inference needs without a body model or data (graphs, faces, conventions)
+        self.model_record = dict(model_record or {})
         self.train_set, self.test_set = train_set, test_set
         t = cfg.TRAIN
         if self.ctx.enabled:
@@ -201,8 +209,10 @@ class Trainer:
         self.aug_gen = torch.Generator().manual_seed(seed + 1)
         self.augment = KeypointAugmentation.from_config(cfg.AUG, INPUT_JOINT_SETS[cfg.DATASET.input_joint_set])
         self.epoch = t.begin_epoch - 1  # last finished epoch
-        self.best_metric = math.inf
+        self.best_metric = math.inf  # MPJPE_batch_mean of the best epoch
         self.best_epoch = -1
+        self.min_metric = math.inf   # lowest MPJPE_batch_mean of any evaluated epoch (epoch 0 included)
+        self.best_eval: Optional[Dict[str, Any]] = None
         self.history: List[Dict[str, Any]] = []
         self.last_eval: Optional[Dict[str, Any]] = None
         self.mean_pose: Optional[torch.Tensor] = None
@@ -228,6 +238,8 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "best_metric": self.best_metric,
             "best_epoch": self.best_epoch,
+            "min_metric": self.min_metric,
+            "best_eval": self.best_eval,
             "history": self.history,
             "last_eval": self.last_eval,
             "mean_pose": self.mean_pose,
@@ -235,6 +247,7 @@ class Trainer:
             "rng": capture_rng_state({"augment": self.aug_gen}),
             "config": self.cfg.to_dict(),
             "world_size": self.ctx.world_size,
+            **self.model_record,
         }
 
     def load_state_dict(self, state: Dict[str, Any], path: str = "checkpoint") -> None:
@@ -242,6 +255,12 @@ class Trainer:
 
         if state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path}: not an hgn_pyg training checkpoint (format {state.get('format')!r})")
+        check_training_fields(state, path)
+        check_model_fields(state, path)
+        for key in ("epoch", "best_metric", "best_epoch", "optimizer", "scheduler", "rng"):
+            if key not in state:
+                raise CheckpointError(f"{path}: not a training checkpoint (no {key!r}); start a new run from it "
+                                      "with MODEL.weight_path instead")
         load_state(self.model, state["model"], path)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -251,6 +270,8 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.best_metric = float(state["best_metric"])
         self.best_epoch = int(state["best_epoch"])
+        self.min_metric = float(state.get("min_metric", self.best_metric))
+        self.best_eval = state.get("best_eval")
         self.history = list(state.get("history") or [])
         self.last_eval = state.get("last_eval")
         self.mean_pose = state.get("mean_pose")
@@ -318,7 +339,8 @@ class Trainer:
         t = self.cfg.TRAIN
         self.net.train()
         self.sampler.set_epoch(epoch)
-        sums = torch.zeros(6, dtype=torch.float64)  # n, loss, joints, mesh0, mesh1, mpjpe
+        num_meshes = int(getattr(self.loss_fn, "num_meshes", 2))
+        sums = torch.zeros(4 + num_meshes, dtype=torch.float64)  # n, loss, joints, mpjpe, mesh0, mesh1, ...
         bar = tqdm(self.train_loader, desc=f"epoch {epoch}", leave=False, disable=not self.progress,
                    dynamic_ncols=True, mininterval=_progress_interval(), file=sys.stderr)
         for it, batch in enumerate(bar):
@@ -339,24 +361,25 @@ class Trainer:
             with torch.no_grad():
                 pj = out.joints.detach()
                 e = ((pj - pj[:, :1]) - (joints_gt - joints_gt[:, :1])).norm(dim=-1).mean(-1).sum() * 1000
-            sums += torch.tensor([n, loss.item() * n, parts["joints"].item() * n,
-                                  parts.get("mesh0", torch.tensor(0.0)).item() * n,
-                                  parts.get("mesh1", torch.tensor(0.0)).item() * n, e.item()], dtype=torch.float64)
+            sums += torch.tensor([n, loss.item() * n, parts["joints"].item() * n, e.item()]
+                                 + [parts.get(f"mesh{k}", torch.tensor(0.0)).item() * n for k in range(num_meshes)],
+                                 dtype=torch.float64)
             if self.progress:
-                bar.set_postfix(loss=f"{sums[1] / sums[0]:.4f}", MPJPE=f"{sums[5] / sums[0]:.1f}", refresh=False)
+                bar.set_postfix(loss=f"{sums[1] / sums[0]:.4f}", MPJPE=f"{sums[3] / sums[0]:.1f}", refresh=False)
             if (it + 1) % t.print_freq == 0:
                 log.debug("epoch %d iter %d/%d loss %.5f MPJPE %.2f mm", epoch, it + 1, len(self.train_loader),
-                          sums[1] / sums[0], sums[5] / sums[0])
+                          sums[1] / sums[0], sums[3] / sums[0])
         sums = self.ctx.all_reduce_sum(sums)
         n = max(float(sums[0]), 1.0)
-        has_mesh = self.train_set is not None and float(sums[3]) > 0
-        return {
+        has_mesh = self.train_set is not None and num_meshes > 0 and float(sums[4:].sum()) > 0
+        row = {
             "train_loss": float(sums[1] / n),
             "train_joints_mse": float(sums[2] / n),
-            "train_mesh0_mse": float(sums[3] / n) if has_mesh else None,
-            "train_mesh1_mse": float(sums[4] / n) if has_mesh else None,
-            "train_mpjpe": float(sums[5] / n),
+            "train_mpjpe": float(sums[3] / n),
         }
+        for k in range(max(num_meshes, 2)):  # mesh0/mesh1 columns always present (None without meshes)
+            row[f"train_mesh{k}_mse"] = float(sums[4 + k] / n) if has_mesh and k < num_meshes else None
+        return row
 
     def fit(self, start_epoch: Optional[int] = None) -> Dict[str, Any]:
         """Train from ``start_epoch`` (default: after the last finished one) to ``TRAIN.end_epoch``.
@@ -373,6 +396,7 @@ class Trainer:
             tic = time.time()
             row: Dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
             row.update(self.train_epoch(epoch))
+            row["train_time_s"] = round(time.time() - tic, 3)  # the training pass alone
             self.scheduler.step()
             last = epoch == end - 1
             evaluated = (epoch - t.begin_epoch + 1) % t.eval_every == 0 or last
@@ -381,8 +405,9 @@ class Trainer:
                 res = evaluate(self.model, self.test_loader, self.device, progress=self.progress)
                 self.last_eval = res
                 row["test_mpjpe"], row["test_pa_mpjpe"] = res["MPJPE"], res["PA-MPJPE"]
-                if res["MPJPE"] < self.best_metric:
-                    self.best_metric, self.best_epoch, is_best = res["MPJPE"], epoch, True
+                row["test_mpjpe_action_mean"] = res["MPJPE_action_mean"]
+                row["test_mpjpe_batch_mean"] = res["MPJPE_batch_mean"]
+                is_best = self._update_best(epoch, res)
             row["epoch_time_s"] = round(time.time() - tic, 3)
             self.history.append(row)
             self.epoch = epoch
@@ -400,20 +425,41 @@ class Trainer:
         if self.ctx.is_main:
             if self.cfg.TEST.vis:
                 n = write_vis(self.model, self.test_set, self.hierarchy, self.cfg.MODEL.mesh_levels,
-                              self.bones or [], self.exp_dir / "vis", self.device, self.cfg.TEST.vis_samples)
+                              self.bones or [], self.exp_dir / "vis", self.device, self.cfg.TEST.vis_samples,
+                              faces=self.model_record.get("mesh_faces"))
                 log.info("wrote %d visualisations to %s", n, self.exp_dir / "vis")
             write_results(self.exp_dir / "results.json", results)
             self._write_graphs()
         return self.ctx.broadcast_object(results)  # every rank returns rank 0's results
 
+    def _update_best(self, epoch: int, res: Dict[str, Any]) -> bool:
+        """Apply :data:`BEST_RULE` to the evaluation ``res`` of ``epoch``; True if it is the new best."""
+        metric = float(res["MPJPE_batch_mean"])
+        is_best = epoch > 0 and metric < self.min_metric
+        self.min_metric = min(self.min_metric, metric)
+        if is_best:
+            self.best_metric, self.best_epoch, self.best_eval = metric, epoch, res
+        return is_best
+
     def final_results(self) -> Dict[str, Any]:
+        """``results.json``: the last epoch's metrics at the top level (as before) and in ``last``,
+        the best epoch's (:data:`BEST_RULE`) in ``best`` (``null`` when no epoch after epoch 0
+        beat every earlier one), the mean-pose baseline and the checkpoint paths."""
         if self.last_eval is None and self.ctx.is_main:
             self.last_eval = evaluate(self.model, self.test_loader, self.device)
-        res = dict(self.last_eval or {})
+        last = dict(self.last_eval or {})
+        res = dict(last)
+        best = None
+        if self.best_eval is not None:
+            best = dict(self.best_eval, epoch=self.best_epoch, rule=BEST_RULE,
+                        checkpoint=str(self.ckpt_dir / "best.pth.tar"))
         res.update({
             "epoch": self.epoch,
             "best_epoch": self.best_epoch,
-            "best_MPJPE": self.best_metric if math.isfinite(self.best_metric) else None,
+            "best_MPJPE": best["MPJPE"] if best is not None else None,
+            "last": dict(last, epoch=self.epoch, checkpoint=str(self.ckpt_dir / "last.pth.tar")),
+            "best": best,
+            "best_rule": BEST_RULE,
             "baseline": self.baseline,
             "checkpoint": str(self.ckpt_dir / "last.pth.tar"),
         })

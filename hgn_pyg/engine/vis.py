@@ -1,8 +1,9 @@
 """Visual checks: 3D pose plots (PNG) and coarse meshes as OBJ files.
 
-The coarse mesh levels of the hierarchy have no faces, only a graph, so the OBJ
-files hold the real vertices (``v`` lines, original cluster order) and the graph's
-edges as line elements (``l i j``) — any OBJ viewer shows them as a wireframe.
+OBJ files hold the real vertices of a coarse mesh level (``v`` lines, original cluster order)
+and its triangles (``f`` lines: the body's faces carried to that level,
+``GraphHierarchy.coarsen_faces``, stored in checkpoints as ``mesh_faces``) so mesh viewers show
+a surface; without faces, the level graph's edges as line elements (``l i j``, a wireframe).
 """
 from __future__ import annotations
 

@@ -307,6 +307,31 @@ class GraphHierarchy:
                         self.num_real[level]).pool(x)
         return out.numpy() if as_numpy else out
 
+    def coarsen_faces(self, faces, level: int) -> Tensor:
+        """The triangles of the level-0 mesh ``faces [F, 3]`` carried to ``level``.
+
+        Every vertex is replaced by its cluster at each step; a triangle whose corners merge is
+        dropped, and a triangle listed again (the same three clusters in any order) is kept once,
+        in its first orientation. Gives a surface for OBJ output of the coarse meshes.
+
+        Returns:
+            LongTensor ``[F_level, 3]`` of level-``level`` vertex ids (original cluster order, the
+            order of :meth:`coarsen_vertices` and of :meth:`~hgn_pyg.models.HGN.real_meshes`).
+        """
+        self._check_level(level)
+        f = np.asarray(faces.cpu().numpy() if isinstance(faces, Tensor) else faces)
+        if f.ndim != 2 or f.shape[1] != 3 or not np.issubdtype(f.dtype, np.integer):
+            raise GraphError(f"coarsen_faces: expected integer faces [F, 3], got {f.dtype} {list(f.shape)}")
+        if f.size and (int(f.min()) < 0 or int(f.max()) >= self.num_real[0]):
+            raise GraphError(f"coarsen_faces: faces hold vertex ids outside [0, {self.num_real[0]})")
+        f = f.astype(np.int64)
+        for i in range(level):
+            f = self.clusters[i].cpu().numpy()[f]
+            f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
+            _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
+            f = f[np.sort(first)]
+        return torch.from_numpy(np.ascontiguousarray(f))
+
     def parent_map(self, source_level: int, target_level: int) -> ParentMap:
         """The slots of the finer of two levels mapped to those of the coarser (slot order).
 

@@ -1,11 +1,12 @@
-r"""HGN: the three-branch hierarchical graph network for 3D human pose (HGN_SPEC §3).
+r"""HGN: the hierarchical graph network for 3D human pose (docs/published_model.md §3, §10).
 
-Branch 1 works on the skeleton (17 joints), branches 2 and 3 on two levels of a coarsened body
-mesh (:class:`~hgn_pyg.graphs.GraphHierarchy`; levels 8 and 7 — 48 and 96 slots on SMPL — by
-default). Every branch stacks "layers" (a residual graph-conv block followed by a graph non-local
-block); between layers the branches exchange features *sequentially* following
-:data:`PUBLISHED_SCHEDULE` (each update reads the branches already updated in the same stage, as
-the published model does).  The schedule is data; :meth:`HGN.forward` is one loop over it.
+Branch 1 works on the skeleton (17 joints), branches 2, 3, ... on levels of a coarsened body mesh
+(:class:`~hgn_pyg.graphs.GraphHierarchy`; levels 8 and 7 — 48 and 96 slots on SMPL — by
+default, the published model). Every branch stacks "layers" (a residual graph-conv block followed
+by a graph non-local block); between layers the branches exchange features *sequentially*
+following the schedule of :func:`fusion_schedule` (each update reads the branches already updated
+in the same stage, as the published model does). The schedule is data; :meth:`HGN.forward` is
+one loop over it.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ from hgn_pyg.nn import (
     SemGraphConv,
 )
 
-__all__ = ["HGN", "HGNOutput", "FusionStage", "fusion_schedule", "PUBLISHED_SCHEDULE"]
+__all__ = ["HGN", "HGNOutput", "FusionStage", "fusion_schedule", "branch_birth_layer", "min_num_layers",
+           "PUBLISHED_SCHEDULE"]
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,9 @@ class HGNOutput(NamedTuple):
 
     Attributes:
         joints: ``[B, J, 3]`` 3D joints (skeleton order).
-        meshes: ``(mesh_b [B, S_b, 3], mesh_c [B, S_c, 3])`` coarse meshes of branches 2 and 3 in
-            slot order (fake slots included; read real vertices with :meth:`HGN.real_meshes`).
+        meshes: one ``[B, S_k, 3]`` coarse mesh per mesh level, in ``mesh_levels`` order (branches
+            2, 3, ...), in slot order (fake slots included; read the real vertices with
+            :meth:`HGN.real_meshes`). Empty for the skeleton-only network.
     """
 
     joints: Tensor
@@ -68,33 +71,68 @@ class FusionStage:
     updates: Tuple[Tuple[int, Tuple[int, ...]], ...]
 
 
-def fusion_schedule(num_layers: int = 4) -> Tuple[FusionStage, ...]:
-    """The sequential fusion schedule of SPEC §3 for ``num_layers`` layers (published: 4).
+def branch_birth_layer(branch: int) -> int:
+    """The layer after which mesh branch ``branch`` (2, 3, ...) is created (docs/published_model.md
+    §10): branch 2 right after the input block ("layer 0"), branch ``b >= 3`` after layer ``b - 1``
+    (so branch 3 after layer 2, as published)."""
+    if branch < 2:
+        raise ValueError(f"branch {branch} is not a mesh branch (mesh branches are 2, 3, ...)")
+    return 0 if branch == 2 else branch - 1
 
-    Stage 1 creates branch 2 from branch 1; after layer 1 branches 1 and 2 exchange; after layer 2
-    they exchange again and create branch 3; after every later layer all three exchange
-    (1 from 2, 3; then 2 from 1, 3; then 3 from 1, 2).
+
+def min_num_layers(num_mesh: int) -> int:
+    """The fewest layers with which every branch passes through at least one layer:
+    ``1`` for zero or one mesh branch, else ``num_mesh + 1`` (the finest branch is created after
+    layer ``num_mesh``)."""
+    if num_mesh < 0:
+        raise ValueError(f"num_mesh must be >= 0, got {num_mesh}")
+    return 1 if num_mesh <= 1 else num_mesh + 1
+
+
+def fusion_schedule(num_layers: int = 4, num_mesh: int = 2) -> Tuple[FusionStage, ...]:
+    """The sequential fusion schedule for ``num_layers`` layers and ``num_mesh`` mesh branches
+    (docs/published_model.md §3 and §10; published: 4 layers, 2 mesh branches, stages 1..5).
+
+    Stage ``k + 1`` follows layer ``k`` (stage 1 follows the input block). In it, every branch
+    that already exists takes, in branch order, the transfers from all the other existing
+    branches (reading the ones already updated); then the branch created after layer ``k``
+    (:func:`branch_birth_layer`), if any, is made as the sum of the transfers from all existing
+    branches. For ``num_mesh = 2`` this is exactly the published schedule: stage 1 creates
+    branch 2; after layer 1 branches 1 and 2 exchange; after layer 2 they exchange and create
+    branch 3; after every later layer all three exchange (1 from 2, 3; 2 from 1, 3; 3 from 1, 2).
+
+    Raises:
+        ConfigError: ``num_layers`` below :func:`min_num_layers` (a branch would pass through no
+            layer).
     """
-    if num_layers < 2:
-        raise ConfigError(f"HGN: num_layers must be >= 2 (branch 3 is created after layer 2), got {num_layers}")
-    stages = [FusionStage(1, 0, ((2, (1,)),))]
-    for k in range(1, num_layers + 1):
-        if k == 1:
-            updates = ((1, (2,)), (2, (1,)))
-        elif k == 2:
-            updates = ((1, (2,)), (2, (1,)), (3, (1, 2)))
-        else:
-            updates = ((1, (2, 3)), (2, (1, 3)), (3, (1, 2)))
-        stages.append(FusionStage(k + 1, k, updates))
+    num_mesh = int(num_mesh)
+    need = min_num_layers(num_mesh)
+    if num_layers < need:
+        raise ConfigError(
+            f"HGN: num_layers must be >= {need} for {num_mesh} mesh branch(es) (the finest branch "
+            f"is created after layer {need - 1} and must pass through at least one layer), got "
+            f"{num_layers}")
+    births = {branch_birth_layer(b): b for b in range(2, num_mesh + 2)}
+    alive = [1]
+    stages = []
+    for k in range(0, num_layers + 1):
+        updates = []
+        if k > 0 and len(alive) > 1:  # exchange among the existing branches, in branch order
+            updates = [(t, tuple(s for s in alive if s != t)) for t in alive]
+        if k in births:  # then the new branch, from all existing ones
+            updates.append((births[k], tuple(alive)))
+            alive.append(births[k])
+        if k > 0 or updates:  # every layer k >= 1 has a stage (possibly empty: skeleton only)
+            stages.append(FusionStage(k + 1, k, tuple(updates)))
     return tuple(stages)
 
 
-#: The published schedule (4 layers, stages 1..5).
-PUBLISHED_SCHEDULE: Tuple[FusionStage, ...] = fusion_schedule(4)
+#: The published schedule (4 layers, 2 mesh branches, stages 1..5).
+PUBLISHED_SCHEDULE: Tuple[FusionStage, ...] = fusion_schedule(4, 2)
 
 
 def _skeleton_edges(skeleton) -> Tuple[Tensor, int]:
-    """The skeleton's edges with one self loop per joint (SPEC §1.1: bones + self loops), sorted
+    """The skeleton's edges with one self loop per joint (docs/published_model.md §1.1), sorted
     by (target, source): the published order of the edge logits."""
     num_nodes = int(skeleton.num_nodes)
     edge_index, _ = remove_self_loops(torch.as_tensor(skeleton.edge_index, dtype=torch.long))
@@ -121,21 +159,28 @@ class HGN(nn.Module):
         h^{(b)} \leftarrow \mathrm{NonLocal}(\mathrm{ResBlock}(h^{(b)})),\quad
         h^{(t)} \leftarrow h^{(t)} + \textstyle\sum_{s} T^{(k)}_{s \to t}(h^{(s)})
 
-    with the layer/fusion order of :data:`PUBLISHED_SCHEDULE` and one output
+    with the layer/fusion order of :func:`fusion_schedule` (for ``mesh_levels=(8, 7)``
+    :data:`PUBLISHED_SCHEDULE`, the published model) and one output
     :class:`~hgn_pyg.nn.SemGraphConv` (``C → 3``) per branch.
 
     Args:
         skeleton: PyG ``Data`` of the joint graph (``edge_index`` without self loops; a self loop
-            per joint is added, SPEC §1.1).
+            per joint is added, docs/published_model.md §1.1).
         hierarchy: :class:`~hgn_pyg.graphs.GraphHierarchy` of the body mesh.
-        mesh_levels: hierarchy levels of branches 2 and 3 (default ``(8, 7)``: 48 and 96 slots on
-            SMPL). Their graphs are used as they are (self loops only where merges made them; fake
-            slots isolated).
+        mesh_levels: hierarchy levels of the mesh branches 2, 3, ..., coarse to fine (strictly
+            decreasing level numbers); default ``(8, 7)``: 48 and 96 slots on SMPL, the published
+            model. Any length: ``()`` is the skeleton-only network (SemGCN with non-local
+            blocks), ``(8, 7, 6, 5)`` adds 192- and 384-slot branches (docs/published_model.md
+            §10). Their graphs are used as they are (self loops only where merges made them;
+            fake slots isolated).
         hidden_channels: ``C`` (128).
-        num_layers: layers per branch (4; branch 3 starts at layer 3).
+        num_layers: layers of branch 1 (4). Mesh branch ``b`` joins after layer
+            :func:`branch_birth_layer` ``(b)`` and runs the layers after it; at least
+            :func:`min_num_layers` ``(len(mesh_levels))`` layers.
         dropout: dropout of the conv blocks (``None`` as published).
         fusion: ``"official"`` — learned node-mixing maps :class:`~hgn_pyg.nn.NodeTransfer`, one
-            per ``(from, to, stage)`` (SPEC §2.4, loads the published checkpoint);
+            per ``(from, to, stage)`` (docs/published_model.md §2.4; loads the published
+            checkpoint when ``mesh_levels`` has two levels);
             ``"pool"`` — scatter mean-pooling/broadcast along the hierarchy and the
             skeleton↔mesh ``joint_assignment`` followed by a ``Linear(C, C)`` (graph-size
             independent, far fewer parameters).
@@ -157,8 +202,8 @@ class HGN(nn.Module):
     Shapes:
         - **input:** ``x [B, J, in_channels]`` (or ``[J, in_channels]``; ``K`` instead of ``J``
           with ``input_nodes``).
-        - **output:** :class:`HGNOutput` ``(joints [B, J, 3], meshes=([B, S_b, 3], [B, S_c, 3]))``
-          in slot order.
+        - **output:** :class:`HGNOutput` ``(joints [B, J, 3], meshes=([B, S_2, 3], ...))``, one
+          mesh per mesh level in slot order.
     """
 
     def __init__(
@@ -181,8 +226,12 @@ class HGN(nn.Module):
         if fusion not in FUSIONS:
             raise ConfigError(f"HGN: fusion must be one of {FUSIONS}, got {fusion!r}")
         mesh_levels = tuple(int(lv) for lv in mesh_levels)
-        if len(mesh_levels) != 2:
-            raise ConfigError(f"HGN: mesh_levels must name two hierarchy levels, got {mesh_levels}")
+        if any(a <= b for a, b in zip(mesh_levels, mesh_levels[1:])):
+            raise ConfigError(
+                f"HGN: mesh_levels must go from coarse to fine, i.e. strictly decreasing level "
+                f"numbers (published: (8, 7)), got {mesh_levels}")
+        if mesh_levels and hierarchy is None:
+            raise ConfigError(f"HGN: mesh_levels {mesh_levels} need a mesh hierarchy")
         for lv in mesh_levels:
             if not 0 <= lv < hierarchy.num_levels:
                 raise ConfigError(
@@ -199,11 +248,12 @@ class HGN(nn.Module):
         self.fusion = fusion
         self.mode = mode
         self.isolated = isolated
-        self.schedule = fusion_schedule(num_layers)
+        self.schedule = fusion_schedule(num_layers, len(mesh_levels))
+        self.branches: Tuple[int, ...] = tuple(range(1, len(mesh_levels) + 2))
 
         joint_edges, num_joints = _skeleton_edges(skeleton)
         graphs = {1: (joint_edges, num_joints)}
-        for branch, lv in zip((2, 3), mesh_levels):
+        for branch, lv in zip(self.branches[1:], mesh_levels):
             data = hierarchy.levels[lv]
             graphs[branch] = (data.edge_index, int(data.num_nodes))
         self.num_nodes: Dict[int, int] = {b: n for b, (_, n) in graphs.items()}
@@ -230,7 +280,8 @@ class HGN(nn.Module):
                     residual=ResidualGraphConvBlock(c, c, **graph_kw(b), dropout=dropout, **conv_kw),
                     non_local=GraphNonLocal(c),
                 ))
-        assignments = self._joint_assignments(joint_assignment, hierarchy) if fusion == "pool" else None
+        assignments = (self._joint_assignments(joint_assignment, hierarchy)
+                       if fusion == "pool" and mesh_levels else None)
         self.transfers = nn.ModuleDict()
         self._plan: List[Tuple[Tuple[Tuple[int, str], ...],
                                Tuple[Tuple[int, Tuple[Tuple[int, str], ...]], ...]]] = []
@@ -247,8 +298,8 @@ class HGN(nn.Module):
                 updates.append((tgt, tuple(keys)))
             self._plan.append((layer_keys, tuple(updates)))
         self.heads = nn.ModuleList(
-            SemGraphConv(c, out_channels, **graph_kw(b), bias=True, **conv_kw) for b in (1, 2, 3))
-        for b in (1, 2, 3):
+            SemGraphConv(c, out_channels, **graph_kw(b), bias=True, **conv_kw) for b in self.branches)
+        for b in self.branches:
             self.num_edges[b] = int(self.heads[b - 1].num_edges)
 
     # ------------------------------------------------------------------ construction helpers
@@ -296,12 +347,13 @@ class HGN(nn.Module):
     @property
     def real_slots(self) -> Tuple[Tensor, ...]:
         """Per mesh branch, the slot of each real vertex in original cluster order
-        (``hierarchy.real_slots(level)``): where the loss reads the predictions (SPEC §1.3)."""
+        (``hierarchy.real_slots(level)``): where the loss reads the predictions
+        (docs/published_model.md §1.3)."""
         return tuple(getattr(self, f"_real_slots_{i}") for i in range(len(self.mesh_levels)))
 
     def real_meshes(self, output: Union[HGNOutput, Sequence[Tensor]]) -> Tuple[Tensor, ...]:
-        """The predicted coarse meshes at their real vertices, original cluster order:
-        ``([B, num_real[level_b], 3], [B, num_real[level_c], 3])``."""
+        """The predicted coarse meshes at their real vertices, original cluster order: one
+        ``[B, num_real[level], 3]`` per mesh level."""
         meshes = output.meshes if isinstance(output, HGNOutput) else output
         return tuple(m.index_select(-2, idx) for m, idx in zip(meshes, self.real_slots))
 
@@ -338,10 +390,10 @@ class HGN(nn.Module):
                     y = self.transfers[key](h[src])
                     acc = y if acc is None else acc + y
                 h[tgt] = acc
-        joints, mesh_b, mesh_c = (head(h[b]) for head, b in zip(self.heads, (1, 2, 3)))
+        outs = [head(h[b]) for head, b in zip(self.heads, self.branches)]
         if squeeze:
-            joints, mesh_b, mesh_c = joints[0], mesh_b[0], mesh_c[0]
-        return HGNOutput(joints, (mesh_b, mesh_c))
+            outs = [o[0] for o in outs]
+        return HGNOutput(outs[0], tuple(outs[1:]))
 
     # ------------------------------------------------------------------ published checkpoints
     @classmethod
@@ -379,6 +431,15 @@ class HGN(nn.Module):
         load_official_state_dict(model, state, source)
         return model
 
+    @classmethod
+    def from_checkpoint(cls, path, map_location=None, **kwargs) -> "HGN":
+        """The model of one of our checkpoints, in eval mode, from the file alone (no body model, no
+        data): see :func:`hgn_pyg.models.checkpoint.load_model` (``kwargs``: ``hierarchy=`` for
+        checkpoints without graphs)."""
+        from hgn_pyg.models.checkpoint import load_model
+
+        return load_model(path, map_location=map_location, **kwargs)[0]
+
     def to_official_state_dict(self) -> "OrderedDict[str, Tensor]":
         """This model's weights under the published names and shapes (inverse of
         :meth:`from_official`; loadable by the published model and by
@@ -389,10 +450,10 @@ class HGN(nn.Module):
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.parameters())
-        lv = self.mesh_levels
-        return (f"{self.__class__.__name__}(joints={self.num_nodes[1]}, "
-                f"mesh_b=level {lv[0]} ({self.num_real[0]}/{self.num_nodes[2]} slots), "
-                f"mesh_c=level {lv[1]} ({self.num_real[1]}/{self.num_nodes[3]} slots), "
-                f"edges=({self.num_edges[1]}, {self.num_edges[2]}, {self.num_edges[3]}), "
-                f"hidden={self.hidden_channels}, layers={self.num_layers}, fusion={self.fusion}, "
-                f"mode={self.mode}, parameters={n})")
+        meshes = "".join(
+            f"mesh_{b}=level {lv} ({self.num_real[i]}/{self.num_nodes[b]} slots), "
+            for i, (b, lv) in enumerate(zip(self.branches[1:], self.mesh_levels)))
+        edges = ", ".join(str(self.num_edges[b]) for b in self.branches)
+        return (f"{self.__class__.__name__}(joints={self.num_nodes[1]}, {meshes}"
+                f"edges=({edges}), hidden={self.hidden_channels}, layers={self.num_layers}, "
+                f"fusion={self.fusion}, mode={self.mode}, parameters={n})")

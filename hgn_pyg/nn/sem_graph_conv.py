@@ -156,7 +156,7 @@ class SemGraphConv(MessagePassing):
             out = self._convolve(xb.transpose(0, 1), layout, self.edge_logits[self._perm],
                                  self.resolve_mode(xb.size(0), x.device.type), None)
             out = out.transpose(0, 1).reshape(*x.shape[:-1], self.out_channels)
-        return out + self.bias if self.bias is not None else out
+        return out
 
     def _typed_layout(self, edge_index, edge_type, rows: int):
         if edge_type is None:
@@ -177,7 +177,7 @@ class SemGraphConv(MessagePassing):
 
     def _convolve(self, xt: Tensor, layout: EdgeLayout, logits: Tensor, mode: str,
                   batch: Optional[Tensor]) -> Tensor:
-        """Node-major ``xt [N, B, Cin]`` -> ``[N, B, Cout]`` (no bias); kernels see ``[N, B*C]``."""
+        """Node-major ``xt [N, B, Cin]`` -> ``[N, B, Cout]``; kernels see ``[N, B*C]``."""
         N, B, C = xt.size(0), xt.size(1), self.out_channels
         xt = xt.reshape(N * B, self.in_channels)
         alpha = softmax(logits, layout.dst, num_nodes=N)
@@ -200,7 +200,8 @@ class SemGraphConv(MessagePassing):
         if h0 is not None:
             out = K.add_diagonal(out, alpha, h0, h1, layout, self.isolated, batch,
                                  uniform_in_out=mode == "dense" and batch is None)
-        return out.view(N, B, C)
+        out = out.view(N, B, C)  # a fresh tensor no backward reads: add the bias in place
+        return out.add_(self.bias) if self.bias is not None else out
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
         """Edge-wise message ``S_ji * h1_j`` of an off-diagonal edge ``j -> i``."""

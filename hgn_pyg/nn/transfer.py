@@ -23,6 +23,9 @@ class NodeTransfer(Module):
     Parameters: ``weight [N_out, N_in]`` (``K``), ``bias [N_out]`` (``c``); initialised like
     ``Conv1d``'s default (both ``U(-1/sqrt(N_in), 1/sqrt(N_in))``).
 
+    Its weights belong to fixed node sets: a PyG batch of ``k`` copies enters as
+    ``x.view(k, N_in, C)``; other graphs are refused.
+
     Shapes:
         - **input:** ``x [B, N_in, C]`` or ``[N_in, C]``.
         - **output:** ``[B, N_out, C]`` or ``[N_out, C]``.
@@ -49,7 +52,9 @@ class NodeTransfer(Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() not in (2, 3) or x.size(-2) != self.in_nodes:
             raise ValueError(f"NodeTransfer: expected x [B, {self.in_nodes}, C] or "
-                             f"[{self.in_nodes}, C], got {list(x.shape)}")
+                             f"[{self.in_nodes}, C], got {list(x.shape)}; it maps one fixed node "
+                             f"set to another, so a PyG batch of k copies goes in as "
+                             f"x.view(k, {self.in_nodes}, C)")
         if x.dim() == 3 and self.bias is not None:  # one fused batched GEMM + bias
             return torch.baddbmm(self.bias.view(1, -1, 1).expand(x.size(0), -1, x.size(-1)),
                                  self.weight.expand(x.size(0), -1, -1), x)

@@ -1,0 +1,305 @@
+"""Lift 2D keypoints to 3D joints with a trained HGN checkpoint: :class:`Lifter`.
+
+Input conventions (what the model was trained on, stored in the checkpoint):
+
+* joints: H36M-17 order (``keypoint_format="h36m"``), or COCO-17 mapped by
+  :func:`hgn_pyg.data.keypoints.coco_to_h36m` (``keypoint_format="coco"``);
+* coordinates: pixels ``(u, v)`` of an image ``W x H`` (``image_size=(W, H)``), normalised as
+  ``uv / W * 2 - [1, H / W]`` (:func:`hgn_pyg.data.camera.normalize_screen_coordinates`), or
+  already normalised (``normalized=True``);
+* missing keypoints (NaN, or score below ``min_score``) follow :mod:`hgn_pyg.data.keypoints`.
+
+Output: joints ``[T, 17, 3]`` in metres, camera frame, relative to the pelvis (joint 0), the
+convention of the training targets; with ``return_meshes=True`` also the coarse meshes (real
+vertices, original cluster order, the same pelvis-relative frame).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from hgn_pyg.errors import CheckpointError, DataError
+
+__all__ = ["Lifter", "LiftResult", "NORMALIZED_LIMIT", "DEFAULT_BATCH"]
+
+log = logging.getLogger(__name__)
+
+#: Normalised coordinates of a person in the image lie in about ``[-1, 1]``; present keypoints
+#: beyond this magnitude mean pixels without an image size, or a wrong image size.
+NORMALIZED_LIMIT = 4.0
+
+#: Poses per forward pass by device type (measured with benchmarks/lift_speed.py: on the CPU,
+#: batch 64 runs faster per pose than 256-4096).
+DEFAULT_BATCH = {"cpu": 64, "cuda": 4096}
+
+
+@dataclass
+class LiftResult:
+    """Everything :meth:`Lifter.lift_file` produced, one row per (track, frame) pose.
+
+    Attributes:
+        joints_3d: ``[N, 17, 3]`` float32, metres, camera frame, pelvis-relative.
+        frame: ``[N]`` int64 frame numbers; ``track``: ``[N]`` int64 index into ``track_names``.
+        scores: ``[N, 17]`` float32 scores of the H36M joints (mapped for COCO input) or ``None``.
+        missing: ``[N, 17]`` bool, the joints the missing-keypoint policy filled.
+        keypoints_2d: ``[N, 17, 2]`` float32 normalised H36M input, as the model saw it.
+    """
+
+    joints_3d: np.ndarray
+    frame: np.ndarray
+    track: np.ndarray
+    track_names: List[str]
+    scores: Optional[np.ndarray]
+    missing: np.ndarray
+    keypoints_2d: np.ndarray
+
+
+class Lifter:
+    """2D keypoints in, 3D joints out, from a checkpoint alone (no body model, no data).
+
+    Args:
+        model: an :class:`~hgn_pyg.models.HGN` (put in eval mode).
+        info: the :class:`~hgn_pyg.models.checkpoint.CheckpointInfo` of its checkpoint.
+        device: where to run (default: the model's device).
+        batch_size: poses per forward pass (default :data:`DEFAULT_BATCH`: 64 on the CPU, where
+            small batches stay in cache and run fastest per pose, 4096 on a GPU).
+        min_score: keypoints scored below it count as missing.
+
+    Example::
+
+        lifter = Lifter.from_checkpoint("experiment/exp_.../checkpoint/best.pth.tar")
+        joints = lifter(keypoints_px, image_size=(1000, 1002))      # [T, 17, 3] metres
+    """
+
+    def __init__(self, model: torch.nn.Module, info=None, device: Optional[Union[str, torch.device]] = None,
+                 batch_size: Optional[int] = None, min_score: Optional[float] = None):
+        from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE
+
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
+        self.info = info
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH.get(self.device.type, DEFAULT_BATCH["cuda"])
+        if int(batch_size) < 1:
+            raise ValueError(f"Lifter: batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.min_score = DEFAULT_MIN_SCORE if min_score is None else float(min_score)
+        self.in_channels = int(getattr(model, "in_channels", 2))
+        if self.in_channels not in (2, 3):
+            raise CheckpointError(f"Lifter: the model reads {self.in_channels} input channels; (u, v) or "
+                                  "(u, v, score) are supported")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_checkpoint(cls, path, device: Optional[Union[str, torch.device]] = None, **kwargs) -> "Lifter":
+        """A lifter for the checkpoint at ``path`` (ours; self-describing or, for older ones, with the
+        graphs rebuilt from the body model its stored configuration names).
+
+        Raises:
+            CheckpointError: unreadable file, or a checkpoint this cannot build a model from.
+        """
+        from hgn_pyg.models.checkpoint import load_model
+        from hgn_pyg.models.official import is_official_checkpoint, load_checkpoint_file
+
+        source = os.fspath(path)
+        ckpt = load_checkpoint_file(path)
+        hierarchy = None
+        if "hierarchy" not in ckpt and not is_official_checkpoint(ckpt):
+            hierarchy = _hierarchy_from_stored_config(ckpt, source)
+        dev = torch.device(device) if device is not None else torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu")
+        model, info = load_model(ckpt, map_location=dev, hierarchy=hierarchy, source=source)
+        return cls(model, info, device=dev, **kwargs)
+
+    # ------------------------------------------------------------------ lifting arrays
+    def __call__(self, keypoints, scores=None, image_size: Optional[Sequence[float]] = None,
+                 normalized: bool = False, keypoint_format: str = "h36m", return_meshes: bool = False,
+                 min_score: Optional[float] = None):
+        """Lift ``keypoints [T, K, 2]`` or ``[K, 2]`` (NumPy or torch, any real dtype).
+
+        Args:
+            scores: ``[T, K]`` (or ``[K]``) keypoint confidences, optional.
+            image_size: ``(W, H)`` of the image the pixels come from, or ``[T, 2]`` per frame.
+            normalized: the keypoints are already normalised (no ``image_size``).
+            keypoint_format: ``"h36m"`` or ``"coco"`` (:data:`hgn_pyg.data.keypoints.KEYPOINT_FORMATS`).
+            return_meshes: also return the coarse meshes.
+            min_score: override of the lifter's ``min_score``.
+
+        Returns:
+            joints ``[T, 17, 3]`` (``[17, 3]`` for one pose) in metres, camera frame, pelvis-relative:
+            NumPy float32 for NumPy (or list) input, a float32 tensor for tensor input. With
+            ``return_meshes``: ``(joints, meshes)``, ``meshes`` one ``[T, V_level, 3]`` per mesh level.
+
+        Raises:
+            DataError: wrong shapes or joint count, pixels without ``image_size``, values far
+                outside the normalised range.
+        """
+        as_torch = isinstance(keypoints, torch.Tensor)
+        kp = keypoints.detach().cpu().numpy() if as_torch else np.asarray(keypoints)
+        sc = None if scores is None else (scores.detach().cpu().numpy() if isinstance(scores, torch.Tensor)
+                                          else np.asarray(scores))
+        single = kp.ndim == 2
+        if single:
+            kp = kp[None]
+            sc = None if sc is None else sc[None]
+        x, miss, sc_h = self.prepare(kp, sc, image_size, normalized, keypoint_format, min_score)
+        joints, meshes = self._forward(x, sc_h, miss, return_meshes)
+        if single:
+            joints = joints[0]
+            meshes = None if meshes is None else tuple(m[0] for m in meshes)
+        if as_torch:
+            joints = torch.from_numpy(joints)
+            meshes = None if meshes is None else tuple(torch.from_numpy(m) for m in meshes)
+        return (joints, meshes) if return_meshes else joints
+
+    def prepare(self, keypoints: np.ndarray, scores: Optional[np.ndarray], image_size, normalized: bool,
+                keypoint_format: str, min_score: Optional[float] = None, source: str = "keypoints"
+                ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """Keypoints ``[T, K, 2]`` -> the model's input: ``(x [T, 17, 2] float64 normalised, missing
+        filled; missing [T, 17]; scores [T, 17] or None)`` (checks of :meth:`__call__`)."""
+        from hgn_pyg.data.keypoints import apply_missing_policy, to_h36m
+
+        kp = np.asarray(keypoints)
+        if kp.dtype == object or not (np.issubdtype(kp.dtype, np.floating) or np.issubdtype(kp.dtype, np.integer)):
+            raise DataError(f"{source}: expected real numbers, got dtype {kp.dtype}")
+        if kp.ndim != 3 or kp.shape[-1] != 2:
+            raise DataError(f"{source}: expected shape [T, 17, 2] or [17, 2], got {list(kp.shape)}")
+        if kp.shape[1] != 17:
+            raise DataError(f"{source}: {kp.shape[1]} joints per pose; expected 17 ({keypoint_format} order)")
+        kp = kp.astype(np.float64)
+        sc = None
+        if scores is not None:
+            sc = np.asarray(scores, dtype=np.float64)
+            if sc.shape != kp.shape[:2]:
+                raise DataError(f"{source}: scores of shape {list(sc.shape)} for keypoints {list(kp.shape)}")
+        xy, sc = to_h36m(kp, sc, keypoint_format)
+        xy = self._normalize(np.asarray(xy, dtype=np.float64), image_size, normalized, source)
+        x, miss = apply_missing_policy(xy, sc, self.min_score if min_score is None else float(min_score))
+        bad = np.abs(np.where(miss[..., None], 0.0, x)).max() if x.size else 0.0
+        if bad > NORMALIZED_LIMIT:
+            t = int(np.argmax(np.abs(np.where(miss[..., None], 0.0, x)).max(axis=(1, 2))))
+            if image_size is None:
+                raise DataError(
+                    f"{source}: values reach |{bad:.4g}| (frame {t}), far outside the normalised range "
+                    f"[-1, 1]: pixel coordinates need the image size (--image-size W H / image_size=(W, H))")
+            raise DataError(f"{source}: keypoints of frame {t} fall far outside the image given by the image "
+                            f"size (normalised |{bad:.4g}|); is --image-size W H right?")
+        return x, miss, sc
+
+    @staticmethod
+    def _normalize(xy: np.ndarray, image_size, normalized: bool, source: str) -> np.ndarray:
+        from hgn_pyg.data.camera import normalize_screen_coordinates
+
+        if image_size is None:
+            if not normalized:
+                finite = xy[np.isfinite(xy)]
+                top = float(np.abs(finite).max()) if finite.size else 0.0
+                if top > NORMALIZED_LIMIT:
+                    raise DataError(f"{source}: values up to {top:.4g} look like pixels: give the image size "
+                                    "(--image-size W H / image_size=(W, H)), or normalized=True for "
+                                    "coordinates already normalised as uv / W * 2 - [1, H / W]")
+                log.info("%s: no image size given; reading the keypoints as normalised coordinates", source)
+            return xy
+        if normalized:
+            raise DataError(f"{source}: give either image_size or normalized=True, not both")
+        size = np.asarray(image_size, dtype=np.float64)
+        if size.shape == (2,):
+            size = np.broadcast_to(size, (xy.shape[0], 2))
+        if size.shape != (xy.shape[0], 2) or not np.isfinite(size).all() or (size <= 0).any():
+            raise DataError(f"{source}: image size must be two positive numbers (W, H) or [T, 2], got "
+                            f"{np.asarray(image_size).tolist() if np.asarray(image_size).size <= 4 else list(size.shape)}")
+        out = np.empty_like(xy)
+        uniq, inv = np.unique(size, axis=0, return_inverse=True)
+        for k, (w, h) in enumerate(uniq):
+            sel = np.asarray(inv).reshape(-1) == k
+            out[sel] = normalize_screen_coordinates(xy[sel], float(w), float(h))
+        return out
+
+    @torch.no_grad()
+    def _forward(self, x: np.ndarray, scores: Optional[np.ndarray], missing: np.ndarray, return_meshes: bool
+                 ) -> Tuple[np.ndarray, Optional[Tuple[np.ndarray, ...]]]:
+        inp = torch.from_numpy(x.astype(np.float32))
+        if self.in_channels == 3:
+            s = np.ones(missing.shape) if scores is None else np.clip(np.nan_to_num(scores), 0.0, 1.0)
+            s = np.where(missing, 0.0, s).astype(np.float32)
+            inp = torch.cat([inp, torch.from_numpy(s)[..., None]], -1)
+        joints = np.empty((len(x), 17, 3), dtype=np.float32)
+        meshes: Optional[List[np.ndarray]] = None
+        for lo in range(0, len(x), self.batch_size):
+            out = self.model(inp[lo:lo + self.batch_size].to(self.device))
+            j = out.joints.float()
+            root = j[:, :1]
+            joints[lo:lo + len(j)] = (j - root).cpu().numpy()
+            if return_meshes:
+                real = self.model.real_meshes(out)
+                if meshes is None:
+                    meshes = [np.empty((len(x), m.shape[1], 3), dtype=np.float32) for m in real]
+                for buf, m in zip(meshes, real):
+                    buf[lo:lo + len(j)] = (m.float() - root).cpu().numpy()
+        return joints, (None if meshes is None else tuple(meshes))
+
+    # ------------------------------------------------------------------ lifting files
+    def lift_file(self, kfile, image_size: Optional[Sequence[float]] = None, normalized: Optional[bool] = None,
+                  min_score: Optional[float] = None, progress: bool = False) -> LiftResult:
+        """Lift every track of a :class:`~hgn_pyg.data.keypoint_files.KeypointFile`.
+
+        ``image_size`` (W, H) overrides the sizes the file records; ``normalized`` defaults to what
+        the file says. Tracks are batched together; ``progress`` shows a tqdm bar over poses.
+        """
+        from tqdm.auto import tqdm
+
+        if not kfile.tracks:
+            raise DataError(f"{kfile.path}: no keypoints to lift")
+        norm = bool(kfile.normalized) if normalized is None else bool(normalized)
+        xs, misses, scs, frames, tracks = [], [], [], [], []
+        any_scores = any(t.scores is not None for t in kfile.tracks)
+        for i, t in enumerate(kfile.tracks):
+            size = image_size if image_size is not None else t.image_size
+            x, miss, sc = self.prepare(t.keypoints, t.scores, None if norm else size, norm, kfile.keypoint_format,
+                                       min_score, source=f"{kfile.path} ({t.name})")
+            xs.append(x)
+            misses.append(miss)
+            scs.append(sc if sc is not None else np.full(miss.shape, np.nan))
+            frames.append(t.frames)
+            tracks.append(np.full(len(t.frames), i, dtype=np.int64))
+        x = np.concatenate(xs)
+        miss = np.concatenate(misses)
+        sc_all = np.concatenate(scs) if any_scores else None
+        joints = np.empty((len(x), 17, 3), dtype=np.float32)
+        chunk = max(self.batch_size, 1)
+        with tqdm(total=len(x), desc="lift", unit="pose", disable=not progress, leave=False,
+                  mininterval=_progress_interval()) as bar:
+            for lo in range(0, len(x), chunk):
+                sl = slice(lo, lo + chunk)
+                joints[sl], _ = self._forward(x[sl], None if sc_all is None else sc_all[sl], miss[sl], False)
+                bar.update(len(x[sl]))
+        return LiftResult(joints, np.concatenate(frames), np.concatenate(tracks), [t.name for t in kfile.tracks],
+                          None if sc_all is None else sc_all.astype(np.float32), miss, x.astype(np.float32))
+
+
+def _progress_interval() -> float:
+    from hgn_pyg.engine.evaluator import _progress_interval as interval
+
+    return interval()
+
+
+def _hierarchy_from_stored_config(ckpt: Dict[str, Any], source: str):
+    """Graphs for a version-1 checkpoint: rebuilt from the body model its stored config names."""
+    from hgn_pyg.config import config_from_dict
+    from hgn_pyg.engine import build
+    from hgn_pyg.errors import ConfigError
+
+    stored = ckpt.get("config")
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{source}: carries neither graphs nor a configuration to rebuild them from")
+    try:
+        cfg = config_from_dict(stored, source=f"{source} (stored config)")
+    except ConfigError as exc:
+        raise CheckpointError(f"{source}: its stored configuration is invalid: {exc}") from None
+    log.info("%s: an older checkpoint without graphs; rebuilding them from the body model", source)
+    return build.build_hierarchy(cfg, build.load_body(cfg), cache=False)
