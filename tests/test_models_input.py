@@ -75,3 +75,56 @@ def test_config_builds_the_input_options(hierarchy):
     plain = build_model(apply_overrides(cfg, ["DATASET.input_joint_set=human36", "MODEL.in_channels=2"]),
                         hierarchy)
     assert plain.input_map is None and plain.in_channels == 2
+
+
+def test_self_describing_checkpoint_restores_input_map_and_score_channel(hierarchy, tmp_path):
+    """A COCO-input, score-channel model saved with its inference record loads from the file alone
+    with the same outputs (exact: the same weights)."""
+    from hgn_pyg.engine.build import model_section
+    from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, inference_record, load_model
+
+    cfg = apply_overrides(Config(), ["MODEL.mesh_levels=[3,2]", "MODEL.hierarchy_levels=4",
+                                     "MODEL.hidden_channels=8", "MODEL.in_channels=3",
+                                     "DATASET.input_joint_set=coco"])
+    model = build_model(cfg, hierarchy).eval()
+    record = inference_record(model_section(cfg), hierarchy, input_format="coco")
+    assert record["input_nodes"] == 17 and record["input"]["keypoint_format"] == "coco"
+    assert record["input"]["channels"] == ["u", "v", "score"]
+    ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": model.state_dict(),
+            "config": cfg.to_dict(), **record}
+    torch.save(ckpt, tmp_path / "coco.pt")
+    loaded, info = load_model(str(tmp_path / "coco.pt"))
+    assert loaded.input_map is not None and loaded.in_channels == 3
+    assert info.input["keypoint_format"] == "coco"
+    x = torch.randn(3, 17, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).joints, model(x).joints, rtol=0, atol=0)
+    plain = inference_record(model_section(apply_overrides(cfg, ["DATASET.input_joint_set=human36"])), hierarchy)
+    assert "input_nodes" not in plain and plain["input"]["keypoint_format"] == "h36m"
+
+
+def test_lifter_feeds_a_coco_input_model_unmapped_coco(hierarchy, tmp_path):
+    """A model trained on COCO-17 input gets COCO keypoints as they are (filled on the COCO tree),
+    not the hand mapping; H36M keypoints are refused instead of being fed in the wrong order."""
+    from hgn_pyg.data.keypoints import apply_missing_policy
+    from hgn_pyg.engine.build import model_section
+    from hgn_pyg.engine.lifter import Lifter
+    from hgn_pyg.errors import DataError
+    from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, inference_record
+
+    cfg = apply_overrides(Config(), ["MODEL.mesh_levels=[3,2]", "MODEL.hierarchy_levels=4",
+                                     "MODEL.hidden_channels=8", "DATASET.input_joint_set=coco"])
+    model = build_model(cfg, hierarchy).eval()
+    ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": model.state_dict(),
+            "config": cfg.to_dict(), **inference_record(model_section(cfg), hierarchy, input_format="coco")}
+    torch.save(ckpt, tmp_path / "coco.pt")
+    lifter = Lifter.from_checkpoint(tmp_path / "coco.pt", device="cpu")
+    kp = np.random.default_rng(0).uniform(-0.5, 0.5, (4, 17, 2))
+    kp[1, 9] = np.nan  # a missing left wrist
+    out = lifter(kp, normalized=True, keypoint_format="coco")
+    filled, _ = apply_missing_policy(kp, None, joint_set="coco17")
+    with torch.no_grad():
+        ref = model(torch.as_tensor(filled, dtype=torch.float32)).joints
+    np.testing.assert_allclose(out, (ref - ref[:, :1]).numpy(), atol=1e-6)
+    with pytest.raises(DataError, match="reads coco keypoints"):
+        lifter(kp, normalized=True, keypoint_format="h36m")
