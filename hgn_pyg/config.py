@@ -64,6 +64,12 @@ class DatasetConfig:
     ``"videopose3d"``: the ``.npz`` pair), ``body_model_path`` (an SMPL ``.pkl``/``.npz``;
     empty = the embedded open body model), subjects, subsampling and
     the target cache folder (empty = ``<root>/cache``).
+
+    2D input (:mod:`hgn_pyg.data.input_2d`): ``input_joint_set`` ``"human36"`` (the projected
+    Human3.6M-17 joints) or ``"coco"`` (the COCO-17 keypoints of the same frames, h36m format;
+    the model learns their mapping to the joints); ``use_gt_input: false`` reads the 2D input
+    from ``npz_2d`` (VideoPose3D's 2D layout, e.g. CPN detections) aligned to the Pose2Mesh
+    frames (h36m format; the videopose3d format always reads ``npz_2d``).
     """
 
     train_list: List[str] = field(default_factory=lambda: ["Human36M"])
@@ -116,6 +122,7 @@ class ModelConfig:
     finest branch must pass through a layer).
     ``hierarchy_levels``: how many times the mesh is coarsened.
     ``dropout``: ``null`` (the published model) or a probability.
+    ``in_channels``: 2 (``x, y``, the published input) or 3 (``x, y, score``).
     """
 
     name: str = "HGN"
@@ -125,6 +132,7 @@ class ModelConfig:
     hierarchy_levels: int = 9
     fusion: str = "official"
     dropout: Optional[float] = None
+    in_channels: int = 2
     mode: str = "auto"
     isolated: str = "uniform"
     weight_path: str = ""
@@ -168,9 +176,23 @@ class AugConfig:
 
     ``noise_std``: standard deviation of Gaussian noise added to the normalised 2D
     input (``0`` = none, the published recipe with ground-truth 2D input).
+    Detector-like corruption (:class:`hgn_pyg.data.augment.DetectorNoise`; all ``0`` = off):
+    ``detector_noise`` (per-joint Gaussian noise level relative to the person's box; 0.25
+    imitates a good detector), ``outlier_prob`` / ``outlier_scale`` (gross errors),
+    ``swap_prob`` (left/right swaps per pair), ``missing_prob`` (missing joints per joint).
+    Keypoint dropout: a frame loses 1..``max_dropped`` random joints with probability
+    ``keypoint_dropout``. Missing joints are filled as at inference
+    (:mod:`hgn_pyg.data.keypoints`).
     """
 
     noise_std: float = 0.0
+    detector_noise: float = 0.0
+    outlier_prob: float = 0.0
+    outlier_scale: float = 0.3
+    swap_prob: float = 0.0
+    missing_prob: float = 0.0
+    keypoint_dropout: float = 0.0
+    max_dropped: int = 3
 
 
 @dataclass
@@ -393,7 +415,16 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{src}: {key}: invalid value {value!r}; must be {need}")
 
     _choice(d.format, DATASET_FORMATS, f"{src}: DATASET.format")
-    _choice(d.input_joint_set, ("human36",), f"{src}: DATASET.input_joint_set")
+    from hgn_pyg.data.augment import INPUT_CHANNELS
+    from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
+
+    _choice(d.input_joint_set, tuple(INPUT_JOINT_SETS), f"{src}: DATASET.input_joint_set")
+    if d.input_joint_set != "human36" and d.format != "h36m":
+        raise ConfigError(f"{src}: DATASET.input_joint_set: {d.input_joint_set!r} needs DATASET.format "
+                          f"'h36m' (the COCO keypoints come with the Pose2Mesh-layout annotations)")
+    if not d.use_gt_input and d.input_joint_set != "human36":
+        raise ConfigError(f"{src}: DATASET.use_gt_input: false reads Human3.6M-17 keypoints from "
+                          f"DATASET.npz_2d; DATASET.input_joint_set must be 'human36'")
     _choice(d.target_joint_set, ("human36",), f"{src}: DATASET.target_joint_set")
     if not d.root:
         raise ConfigError(f"{src}: DATASET.root: must name the dataset folder")
@@ -404,8 +435,6 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: DATASET.train_subjects: must list at least one subject")
     if not d.test_subjects:
         raise ConfigError(f"{src}: DATASET.test_subjects: must list at least one subject")
-    if not d.use_gt_input:
-        raise ConfigError(f"{src}: DATASET.use_gt_input: only ground-truth 2D input (true) is supported")
     positive(s.frames, "SYNTHETIC.frames", allow_zero=True)
 
     _choice(m.name, ("HGN",), f"{src}: MODEL.name")
@@ -431,6 +460,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: MODEL.num_layers: invalid value {m.num_layers}; {len(m.mesh_levels)} mesh "
                           f"levels {m.mesh_levels} need at least {need} layers (the finest branch joins after "
                           f"layer {need - 1}; docs/published_model.md §10)")
+    if m.in_channels not in INPUT_CHANNELS:
+        raise ConfigError(f"{src}: MODEL.in_channels: invalid value {m.in_channels}; expected one of "
+                          f"{', '.join(map(str, INPUT_CHANNELS))} (x, y[, score])")
     if m.dropout is not None and not 0.0 <= m.dropout < 1.0:
         raise ConfigError(f"{src}: MODEL.dropout: invalid value {m.dropout}; must be null or in [0, 1)")
 
@@ -457,6 +489,13 @@ def validate(cfg: Config) -> None:
     positive(t.max_train_samples, "TRAIN.max_train_samples", allow_zero=True)
     positive(t.eval_every, "TRAIN.eval_every")
     positive(a.noise_std, "AUG.noise_std", allow_zero=True)
+    positive(a.detector_noise, "AUG.detector_noise", allow_zero=True)
+    positive(a.outlier_scale, "AUG.outlier_scale", allow_zero=True)
+    for key in ("outlier_prob", "swap_prob", "missing_prob", "keypoint_dropout"):
+        if not 0.0 <= getattr(a, key) <= 1.0:
+            raise ConfigError(f"{src}: AUG.{key}: invalid value {getattr(a, key)!r}; must be in [0, 1]")
+    if not 0 <= a.max_dropped <= 17:
+        raise ConfigError(f"{src}: AUG.max_dropped: invalid value {a.max_dropped!r}; must be in 0..17")
     positive(x.batch_size, "TEST.batch_size")
     positive(x.vis_samples, "TEST.vis_samples", allow_zero=True)
     positive(x.max_samples, "TEST.max_samples", allow_zero=True)

@@ -106,6 +106,11 @@ def run_test(cfg, checkpoint: Optional[str] = None, out: Optional[str] = None) -
         if saved.MODEL != cfg.MODEL:
             log.info("using the MODEL section stored in %s", ckpt_path)
             cfg.MODEL = saved.MODEL
+        # the input keypoint set is part of the architecture (the input node map) too
+        stored_set = ckpt["config"].get("DATASET", {}).get("input_joint_set", "human36")
+        if stored_set != cfg.DATASET.input_joint_set:
+            log.info("using DATASET.input_joint_set %r stored in %s", stored_set, ckpt_path)
+            cfg = config_from_dict({"DATASET": {"input_joint_set": stored_set}}, source=cfg.source, base=cfg)
     mean_pose = ckpt.get("mean_pose")
     splits = ("test",) if mean_pose is not None else ("test", "train")
     run = pipeline.prepare(cfg, splits=splits, mesh_splits=("test",) if cfg.TEST.vis else (), checkpoint=ckpt,

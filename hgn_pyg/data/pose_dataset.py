@@ -31,7 +31,10 @@ class PoseDataset(Dataset):
     * ``meshes`` — tuple of ``[num_real[level], 3]`` float32, one per mesh level (metres,
       relative to the ground-truth pelvis, original cluster order); *absent* when the data set
       has no mesh targets (so that torch's ``default_collate`` works either way);
-    * ``action`` (int 0..14, :data:`ACTIONS`), ``subject`` (int).
+    * ``action`` (int 0..14, :data:`ACTIONS`), ``subject`` (int);
+    * ``score_2d`` ``[17]`` float32 — the confidence of each input keypoint (0 = missing, filled
+      by the policy of :mod:`hgn_pyg.data.keypoints`); *absent* when the data set has none
+      (ground-truth input: every keypoint certain), see :mod:`hgn_pyg.data.input_2d`.
 
     ``dataset[indices]`` with a list / LongTensor of indices returns the batched dict (the same
     keys with a leading batch dimension, ``action``/``subject`` as LongTensors) in one gather;
@@ -54,6 +57,7 @@ class PoseDataset(Dataset):
         self._joints = self._tensors["joints_3d"]
         self._meshes: Tuple[torch.Tensor, ...] = tuple(
             self._tensors[f"meshes_{k}"] for k in range(len(self.mesh_levels)))
+        self._score: Optional[torch.Tensor] = self._tensors.get("score_2d")
         self._action_t = self._tensors["action"]
         self._subject_t = self._tensors["subject"]
         self._action: List[int] = self._action_t.tolist()
@@ -82,6 +86,8 @@ class PoseDataset(Dataset):
             }
             if self._meshes:
                 item["meshes"] = tuple(m[index] for m in self._meshes)
+            if self._score is not None:
+                item["score_2d"] = self._score[index]
             return item
         return self.batch(index)
 
@@ -96,6 +102,8 @@ class PoseDataset(Dataset):
         }
         if self._meshes:
             out["meshes"] = tuple(m.index_select(0, idx) for m in self._meshes)
+        if self._score is not None:
+            out["score_2d"] = self._score.index_select(0, idx)
         return out
 
     def __getitems__(self, indices: Sequence[int]) -> List[Dict[str, Any]]:
@@ -109,6 +117,9 @@ class PoseDataset(Dataset):
             per_level = [m.unbind(0) for m in b["meshes"]]
             for k in range(n):
                 items[k]["meshes"] = tuple(level[k] for level in per_level)
+        if self._score is not None:
+            for k, row in enumerate(b["score_2d"].unbind(0)):
+                items[k]["score_2d"] = row
         return items
 
     @staticmethod
@@ -126,6 +137,8 @@ class PoseDataset(Dataset):
         if items and items[0].get("meshes") is not None:
             out["meshes"] = tuple(torch.stack([it["meshes"][k] for it in items])
                                   for k in range(len(items[0]["meshes"])))
+        if items and items[0].get("score_2d") is not None:
+            out["score_2d"] = torch.stack([it["score_2d"] for it in items])
         return out
 
     def loader(self, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False,

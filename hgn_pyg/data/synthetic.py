@@ -8,6 +8,9 @@ writes, for each subject S (1, 5, 6, 7, 8, 9, 11 by default)::
     DIR/annotations/Human36M_subject{S}_joint_3d.json   {action: {subaction: {frame: 17x3 mm}}}
     DIR/annotations/Human36M_subject{S}_smpl_param.json {action: {subaction: {frame: {pose,
                                                           shape, trans}}}}
+    DIR/annotations/Human36M_subject{S}_joint_3d_coco.json  the COCO-17 keypoints, same layout
+    DIR/data_2d_h36m_detected.npz                       a "detected-like" 2D track of the test
+                                                        subjects (VideoPose3D's 2D layout)
     DIR/SYNTHETIC.json                                  manifest (seed, frames, versions)
 
 Each subject has its own body shape (10 betas). The 15 Human3.6M actions (action_idx 2..16,
@@ -19,6 +22,20 @@ is in that world frame (it includes the y-up -> z-up turn), ``trans`` is in metr
 The motions keep the rotations of SMPL joints 6, 9, 13, 14, 15 (spine2, spine3, collars, head) at
 zero; with the open body model's regressor this makes every Human3.6M bone rigid, so each
 subject's bone lengths are constant over all of its frames (as in real motion capture).
+
+COCO-17 keypoints (:func:`coco_regressor`): shoulders, elbows, wrists, hips, knees and ankles are
+the body model's own joints (rows of its SMPL joint regressor, as a detector aims at joint
+centres); nose, eyes and ears are vertices of the head's surface (:func:`face_vertices`). The
+Human3.6M pelvis, spine, thorax, neck/nose and head-top points are *not* among them: a COCO input
+has to infer those.
+
+The detected-like 2D track (:func:`detected_track`): for every sequence and camera of the
+``detected_subjects`` (default: the test subjects 9 and 11 when generated), the pixel projections
+of the Human3.6M joints corrupted by :class:`hgn_pyg.data.augment.DetectorNoise` (default
+settings) with a generator seeded by ``(seed, subject, action, sub-action, camera)``: the same
+track for every run. ``positions_2d["S9"]["Directions 1"][cam_idx - 1]`` is ``[T, 17, 3]``
+float32 (x, y pixels; score), NaN coordinates for missing joints; read it with
+``DATASET.use_gt_input: false`` and ``DATASET.npz_2d: data_2d_h36m_detected.npz``.
 """
 from __future__ import annotations
 
@@ -34,17 +51,18 @@ from typing import Callable, Dict, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import DataError, HGNError
-from ..io import atomic_write_text
+from ..io import atomic_write_bytes, atomic_write_text
 from .body_model import STATIC_JOINTS, default_body_model_path, load_body_model
 from .camera import project, world_to_camera
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SYNTHETIC_VERSION", "SUBJECTS", "ACTION_NAMES", "DEFAULT_FRAMES", "FPS",
-           "generate", "make_cameras", "subject_betas", "action_motion", "dataset_identity",
-           "manifest_identity", "main"]
+           "DETECTED_FILE", "DETECTED_SUBJECTS", "COCO_FROM_SMPL", "FACE_POINTS", "generate",
+           "make_cameras", "subject_betas", "action_motion", "coco_regressor", "face_vertices",
+           "detected_track", "dataset_identity", "manifest_identity", "main"]
 
-SYNTHETIC_VERSION = "hgn-synthetic-1.0"
+SYNTHETIC_VERSION = "hgn-synthetic-1.1"  # 1.1: COCO-17 keypoints and the detected-like 2D track
 SUBJECTS = (1, 5, 6, 7, 8, 9, 11)
 ACTION_NAMES = {
     2: "Directions", 3: "Discussion", 4: "Eating", 5: "Greeting", 6: "Phoning", 7: "Posing",
@@ -59,6 +77,17 @@ FPS = 50
 #: image sizes of the four Human3.6M cameras (width, height)
 IMAGE_SIZES = {1: (1000, 1002), 2: (1000, 1000), 3: (1000, 1000), 4: (1000, 1002)}
 _DEG = np.pi / 180.0
+#: The detected-like 2D track, in VideoPose3D's 2D layout, in the data root.
+DETECTED_FILE = "data_2d_h36m_detected.npz"
+#: Subjects that get a detected-like track by default (the protocol-2 test subjects).
+DETECTED_SUBJECTS = (9, 11)
+#: COCO-17 keypoint -> SMPL joint of the body model (-1: a face point, :data:`FACE_POINTS`).
+COCO_FROM_SMPL = (-1, -1, -1, -1, -1, 16, 17, 18, 19, 20, 21, 1, 2, 4, 5, 7, 8)
+#: Face points (COCO index: offset in metres from the head joint of the rest template, SMPL's
+#: y-up frame facing +z with the person's left at +x); the nearest head vertex is used.
+FACE_POINTS = {0: (0.0, 0.05, 0.20), 1: (0.035, 0.085, 0.20), 2: (-0.035, 0.085, 0.20),
+               3: (0.20, 0.06, 0.0), 4: (-0.20, 0.06, 0.0)}
+_HEAD_JOINTS = (12, 15)  # SMPL neck and head: the vertices they carry form the head
 
 
 # --------------------------------------------------------------------------------------------
@@ -496,11 +525,60 @@ def make_cameras(subject: int, seed: int = 0) -> Dict[str, Dict[str, list]]:
 # --------------------------------------------------------------------------------------------
 # generation
 # --------------------------------------------------------------------------------------------
+def face_vertices(model) -> np.ndarray:
+    """Vertex indices of the COCO face points (nose, left/right eye, left/right ear), ``[5]``:
+    the head vertices (skinned only to SMPL's neck and head joints) nearest to the rest
+    template's head joint plus :data:`FACE_POINTS`."""
+    smpl = model.smpl
+    v = smpl.v_template.detach().cpu().double().numpy()
+    head = (model.joint_regressor @ v)[15]
+    W = np.asarray(model.skinning_weights)
+    cand = np.flatnonzero(W[:, list(_HEAD_JOINTS)].sum(axis=1) >= 0.999)
+    if len(cand) < len(FACE_POINTS):
+        raise DataError("body model: too few head vertices (skinned to the neck/head joints only) "
+                        "to place the COCO face points")
+    out = []
+    for k in sorted(FACE_POINTS):
+        q = head + np.asarray(FACE_POINTS[k])
+        out.append(int(cand[np.argmin(np.linalg.norm(v[cand] - q, axis=1))]))
+    return np.asarray(out, dtype=np.int64)
+
+
+def coco_regressor(model) -> np.ndarray:
+    """``[17, V]`` vertex weights of the COCO-17 keypoints (COCO order): the SMPL joint-regressor
+    rows of :data:`COCO_FROM_SMPL` and one-hot rows at :func:`face_vertices`."""
+    J = np.asarray(model.joint_regressor, dtype=np.float64)
+    reg = np.zeros((17, J.shape[1]))
+    face = iter(face_vertices(model))
+    for k, j in enumerate(COCO_FROM_SMPL):
+        if j >= 0:
+            reg[k] = J[j]
+        else:
+            reg[k, next(face)] = 1.0
+    return reg
+
+
+def detected_track(uv: np.ndarray, seed: int, subject: int, action: int, subaction: int,
+                   camera: int) -> np.ndarray:
+    """A detected-like version ``[T, 17, 3]`` float32 (x, y, score; NaN where missing) of the
+    pixel projections ``uv [T, 17, 2]`` of the Human3.6M joints, seeded by the sequence."""
+    import torch
+
+    from .augment import DetectorNoise
+
+    key = np.random.SeedSequence([int(seed), int(subject), int(action), int(subaction),
+                                  int(camera), 4000]).generate_state(2, dtype=np.uint32)
+    gen = torch.Generator().manual_seed(int(key[0]) << 32 | int(key[1]))
+    xy, score = DetectorNoise()(torch.as_tensor(uv, dtype=torch.float64), generator=gen)
+    return torch.cat([xy, score.unsqueeze(-1)], dim=-1).float().numpy()
+
+
 class _FastBody:
     """Exact LBS shortcuts for one body shape (float64): the Human3.6M joints through
-    ``sum_k A_k (sum_v H_jv w_vk [v_v; 1])`` and a lower-body vertex subset (floor contact)."""
+    ``sum_k A_k (sum_v H_jv w_vk [v_v; 1])`` (and the same for the COCO keypoints) and a
+    lower-body vertex subset (floor contact)."""
 
-    def __init__(self, model, betas: np.ndarray):
+    def __init__(self, model, betas: np.ndarray, coco: Optional[np.ndarray] = None):
         smpl = model.smpl
         v_t = smpl.v_template.detach().cpu().double().numpy()
         dirs = smpl.shapedirs.detach().cpu().double().numpy()
@@ -510,6 +588,7 @@ class _FastBody:
         W = model.skinning_weights
         vh = np.concatenate([v, np.ones((len(v), 1))], axis=1)
         self.C = np.einsum("jv,vk,vc->jkc", model.h36m_regressor, W, vh)  # [17, 24, 4]
+        self.C_coco = None if coco is None else np.einsum("jv,vk,vc->jkc", coco, W, vh)
         low = np.flatnonzero(v[:, 1] < self.joints[0, 1])[::3]
         self.low_v = vh[low]
         self.low_w = W[low]
@@ -531,6 +610,13 @@ class _FastBody:
         A[:, :, :, 3] -= np.einsum("bkrc,kc->bkr", G[:, :, :3, :3], self.joints)
         return A
 
+    def coco_joints(self, rot: np.ndarray) -> np.ndarray:
+        """rot [B,24,3,3] -> COCO-17 keypoints [B,17,3] (needs ``coco`` at construction)."""
+        A = self.transforms(rot)
+        B = A.shape[0]
+        out = A.transpose(0, 2, 1, 3).reshape(B, 3, 96) @ self.C_coco.reshape(17, 96).T
+        return out.transpose(0, 2, 1)
+
     def __call__(self, rot: np.ndarray, lowest: bool = True):
         """rot [B,24,3,3] (root included) -> (h36m joints [B,17,3], lowest z of the lower-body
         vertices [B] or None)."""
@@ -550,13 +636,16 @@ def _json_dump(obj, path: Path) -> None:
     atomic_write_text(path, json.dumps(obj, separators=(",", ":")))  # the C encoder: one string
 
 
-def _generate_subject(model, subject: int, frames: int, seed: int, actions: Sequence[int]):
+def _generate_subject(model, subject: int, frames: int, seed: int, actions: Sequence[int],
+                      coco: np.ndarray, detected: bool):
     betas = subject_betas(subject, seed)
-    body = _FastBody(model, betas)
+    body = _FastBody(model, betas, coco)
     cams = make_cameras(subject, seed)
     cam_np = {k: (np.array(c["R"]), np.array(c["t"]), np.array(c["f"]), np.array(c["c"]))
               for k, c in cams.items()}
     joint_3d: Dict[str, Dict[str, Dict[str, list]]] = {}
+    joint_3d_coco: Dict[str, Dict[str, Dict[str, list]]] = {}
+    track: Dict[str, list] = {}
     smpl_param: Dict[str, Dict[str, Dict[str, dict]]] = {}
     images, annotations = [], []
     next_id = (SUBJECTS.index(subject) if subject in SUBJECTS else subject) * 10_000_000
@@ -564,6 +653,7 @@ def _generate_subject(model, subject: int, frames: int, seed: int, actions: Sequ
     shape_list = np.round(betas, 6).tolist()
     for action in actions:
         joint_3d[str(action)] = {}
+        joint_3d_coco[str(action)] = {}
         smpl_param[str(action)] = {}
         for sub in SUBACTIONS:
             local, root, path = action_motion(action, sub, subject, frames, seed)
@@ -581,16 +671,23 @@ def _generate_subject(model, subject: int, frames: int, seed: int, actions: Sequ
             # joints from the rounded parameters (what a reader of the files will reproduce)
             h2, _ = body(_matrices_from_rotvec(pose), lowest=False)
             joints_mm = np.round((h2 + trans[:, None, :]) * 1000.0, 4)
-            jd, sd = {}, {}
+            coco_mm = np.round((body.coco_joints(_matrices_from_rotvec(pose)) + trans[:, None, :])
+                               * 1000.0, 4)
+            jd, sd, cd = {}, {}, {}
             for fi in range(frames):
                 jd[str(fi)] = joints_mm[fi].tolist()
+                cd[str(fi)] = coco_mm[fi].tolist()
                 sd[str(fi)] = {"pose": pose[fi].tolist(), "shape": shape_list,
                                "trans": trans[fi].tolist()}
             joint_3d[str(action)][str(sub)] = jd
+            joint_3d_coco[str(action)][str(sub)] = cd
+            views = []
             smpl_param[str(action)][str(sub)] = sd
             for cam in sorted(cam_np, key=int):
                 R, t, f, c = cam_np[cam]
                 uv = project(world_to_camera(joints_mm, R, t), f, c)  # [T,17,2]
+                if detected:
+                    views.append(detected_track(uv, seed, subject, action, sub, int(cam)))
                 w, hgt = IMAGE_SIZES[int(cam)]
                 lo, hi = uv.min(axis=1), uv.max(axis=1)
                 size = hi - lo
@@ -613,8 +710,24 @@ def _generate_subject(model, subject: int, frames: int, seed: int, actions: Sequ
                         "keypoints_vis": [True] * 17,
                     })
                     next_id += 1
+            if detected:
+                track[f"{ACTION_NAMES[action]} {sub}"] = views
     data = {"images": images, "annotations": annotations}
-    return data, cams, joint_3d, smpl_param, betas
+    return data, cams, joint_3d, smpl_param, betas, joint_3d_coco, track
+
+
+def _write_track(tracks: Dict[str, Dict[str, list]], path: Path) -> None:
+    """``positions_2d`` (subject -> sequence -> one array per camera) and ``metadata`` in
+    VideoPose3D's 2D layout, compressed, written atomically."""
+    import io
+
+    meta = {"layout_name": "h36m", "num_joints": 17,
+            "keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]],
+            "channels": ["x", "y", "score"], "generator": "hgn_pyg.data.synthetic"}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, positions_2d=np.array(tracks, dtype=object),
+                        metadata=np.array(meta, dtype=object))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _matrices_from_rotvec(pose: np.ndarray) -> np.ndarray:
@@ -626,7 +739,8 @@ def _matrices_from_rotvec(pose: np.ndarray) -> np.ndarray:
 
 def generate(out_dir: Union[str, Path], frames: int = DEFAULT_FRAMES, seed: int = 0,
              subjects: Iterable[int] = SUBJECTS, body_model_path: Optional[Union[str, Path]] = None,
-             actions: Optional[Iterable[int]] = None, overwrite: bool = False) -> Path:
+             actions: Optional[Iterable[int]] = None, overwrite: bool = False,
+             detected_subjects: Optional[Iterable[int]] = None) -> Path:
     """Write the synthetic data set into ``out_dir`` and return the manifest path.
 
     Args:
@@ -638,6 +752,9 @@ def generate(out_dir: Union[str, Path], frames: int = DEFAULT_FRAMES, seed: int 
             body model; the bone-length guarantee holds for that one).
         actions: action indices 2..16 (default all 15).
         overwrite: replace the annotations already in ``out_dir`` (otherwise a DataError).
+        detected_subjects: subjects that get the detected-like 2D track
+            (:data:`DETECTED_FILE`; default those of :data:`DETECTED_SUBJECTS` being generated;
+            an empty list writes no track).
 
     The manifest ``SYNTHETIC.json`` records the parameters; :func:`dataset_identity` of them
     tells whether a folder holds the set a configuration asks for.
@@ -659,9 +776,20 @@ def generate(out_dir: Union[str, Path], frames: int = DEFAULT_FRAMES, seed: int 
     path = Path(body_model_path) if body_model_path is not None else default_body_model_path()
     model = load_body_model(path, dtype=None)
     start = time.time()
+    detected = ([s for s in subjects if s in DETECTED_SUBJECTS] if detected_subjects is None
+                else [int(s) for s in detected_subjects])
+    unknown = sorted(set(detected) - set(subjects))
+    if unknown:
+        raise DataError(f"detected_subjects {unknown} are not among the generated subjects {subjects}")
+    coco = coco_regressor(model)
     manifest_betas = {}
+    tracks: Dict[str, Dict[str, list]] = {}
     for s in subjects:
-        data, cams, j3d, smpl, betas = _generate_subject(model, s, int(frames), int(seed), actions)
+        data, cams, j3d, smpl, betas, j3d_coco, track = _generate_subject(
+            model, s, int(frames), int(seed), actions, coco, s in detected)
+        _json_dump(j3d_coco, ann / f"Human36M_subject{s}_joint_3d_coco.json")
+        if s in detected:
+            tracks[f"S{s}"] = track
         _json_dump(data, ann / f"Human36M_subject{s}_data.json")
         _json_dump(cams, ann / f"Human36M_subject{s}_camera.json")
         _json_dump(j3d, ann / f"Human36M_subject{s}_joint_3d.json")
@@ -676,8 +804,12 @@ def generate(out_dir: Union[str, Path], frames: int = DEFAULT_FRAMES, seed: int 
         "seed": int(seed), "frames": int(frames), "fps": FPS, "subjects": subjects,
         "actions": {str(a): ACTION_NAMES[a] for a in actions}, "subactions": list(SUBACTIONS),
         "cameras": [1, 2, 3, 4], "betas": manifest_betas,
+        "coco_face_vertices": face_vertices(model).tolist(),
+        "detected_track": {"file": DETECTED_FILE, "subjects": detected} if detected else None,
         "static_smpl_joints": list(STATIC_JOINTS),
     }
+    if detected:
+        _write_track(tracks, out / DETECTED_FILE)
     _json_dump(manifest, out / "SYNTHETIC.json")
     return out / "SYNTHETIC.json"
 
@@ -722,6 +854,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--body-model", default=None, help="SMPL-format model file")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the annotations already in --out")
+    parser.add_argument("--detected-subjects", type=int, nargs="*", default=None,
+                        help=f"subjects that get the detected-like 2D track {DETECTED_FILE} "
+                             f"(default: those of {list(DETECTED_SUBJECTS)} generated)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -729,7 +864,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         start = time.time()
         manifest = generate(args.out, frames=args.frames, seed=args.seed, subjects=args.subjects,
                             body_model_path=args.body_model, actions=args.actions,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, detected_subjects=args.detected_subjects)
     except (HGNError, OSError) as exc:
         if args.debug:
             raise

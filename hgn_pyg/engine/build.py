@@ -257,6 +257,10 @@ def build_dataset(cfg: Config, split: str, hierarchy=None, body_path: Optional[P
 
         ds = _call_with_supported(VideoPose3D, root / d.npz_3d, root / d.npz_2d, split=split, subjects=subjects,
                                   subsample=subsample, cache_dir=caches)
+    if d.format == "h36m" and (d.input_joint_set != "human36" or not d.use_gt_input):
+        from hgn_pyg.data.input_2d import with_input_2d
+
+        ds = with_input_2d(ds, root, d.input_joint_set, None if d.use_gt_input else root / d.npz_2d)
     cap = cfg.TRAIN.max_train_samples if split == "train" else cfg.TEST.max_samples
     ds = subsample_dataset(ds, cap)
     if len(ds) == 0:
@@ -282,17 +286,33 @@ def build_model(cfg: Config, hierarchy, body=None) -> torch.nn.Module:
     from hgn_pyg.models.factory import build_hgn
 
     reg = _joint_weights(cfg, body if body is not None else load_body(cfg)) if cfg.MODEL.fusion == "pool" else None
-    return build_hgn(cfg.MODEL, hierarchy, joint_regressor=reg)
+    return build_hgn(model_section(cfg), hierarchy, joint_regressor=reg)
+
+
+def model_section(cfg: Config) -> Dict[str, Any]:
+    """``MODEL`` as a dict, plus ``input_nodes`` (a learned input node map) when the input keypoints
+    are another joint set than the skeleton's (``DATASET.input_joint_set``)."""
+    import dataclasses
+
+    section = dataclasses.asdict(cfg.MODEL)
+    if cfg.DATASET.input_joint_set != "human36":
+        from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
+        from hgn_pyg.graphs.skeleton import SKELETONS
+
+        section["input_nodes"] = SKELETONS[INPUT_JOINT_SETS[cfg.DATASET.input_joint_set]].num_joints
+    return section
 
 
 def model_record(cfg: Config, hierarchy, body=None) -> Dict[str, Any]:
     """The inference record a checkpoint of this configuration carries
     (:func:`hgn_pyg.models.checkpoint.inference_record`: graphs, coarse-mesh faces, conventions)."""
+    from hgn_pyg.data.input_2d import INPUT_FORMATS
     from hgn_pyg.models.checkpoint import inference_record
 
     body = body if body is not None else load_body(cfg)
     reg = getattr(body, "h36m_regressor", None) if cfg.MODEL.fusion == "pool" else None
-    return inference_record(cfg.MODEL, hierarchy, faces=np.asarray(body.faces, dtype=np.int64), joint_regressor=reg)
+    return inference_record(model_section(cfg), hierarchy, faces=np.asarray(body.faces, dtype=np.int64),
+                            joint_regressor=reg, input_format=INPUT_FORMATS[cfg.DATASET.input_joint_set])
 
 
 def build_loss(cfg: Config, hierarchy):
@@ -328,19 +348,22 @@ def load_state(model: torch.nn.Module, state: Dict[str, Tensor], path: str) -> N
 @dataclass
 class Batch:
     """A collated batch: ``input_2d [B, J, 2]``, ``joints_3d [B, J, 3]``, ``meshes`` (tuple of
-    ``[B, V_k, 3]`` or ``None``), ``action [B]``, ``subject [B]``."""
+    ``[B, V_k, 3]`` or ``None``), ``action [B]``, ``subject [B]``, ``score_2d [B, J]`` (``None``:
+    every input keypoint certain)."""
 
     input_2d: Tensor
     joints_3d: Tensor
     meshes: Optional[Tuple[Tensor, ...]]
     action: Tensor
     subject: Tensor
+    score_2d: Optional[Tensor] = None
 
     def to(self, device, non_blocking: bool = False) -> "Batch":
         mv = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
         return Batch(mv(self.input_2d), mv(self.joints_3d),
                      tuple(mv(m) for m in self.meshes) if self.meshes is not None else None,
-                     self.action, self.subject)
+                     self.action, self.subject,
+                     mv(self.score_2d) if self.score_2d is not None else None)
 
     def __len__(self) -> int:
         return int(self.input_2d.shape[0])
@@ -361,7 +384,8 @@ def collate(items: Sequence[Dict[str, Any]]) -> Batch:
                        for k in range(len(ms[0])))
     action = torch.tensor([int(it.get("action", -1)) for it in items], dtype=torch.long)
     subject = torch.tensor([int(it.get("subject", -1)) for it in items], dtype=torch.long)
-    return Batch(stack("input_2d"), stack("joints_3d"), meshes, action, subject)
+    score = stack("score_2d") if all(it.get("score_2d") is not None for it in items) else None
+    return Batch(stack("input_2d"), stack("joints_3d"), meshes, action, subject, score)
 
 
 def train_mean_pose(ds: Dataset, batch_size: int = 1024) -> Tensor:

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from hgn_pyg.data.augment import model_input
 from hgn_pyg.engine.build import collate
 from hgn_pyg.engine.metrics import ACTIONS, MetricAccumulator
 from hgn_pyg.engine.vis import level_edges, save_obj, save_pose_png
@@ -50,8 +51,9 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, p
     model.eval()
     acc = MetricAccumulator(ACTIONS)
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True, mininterval=_progress_interval())
+    in_channels = getattr(model, "in_channels", 2)
     for batch in bar:
-        out = model(batch.input_2d.to(device))
+        out = model(model_input(batch.input_2d, batch.score_2d, in_channels).to(device))
         joints = out.joints if hasattr(out, "joints") else out[0]
         acc.update(_root_relative(joints.float().cpu()), _root_relative(batch.joints_3d), batch.action)
         if progress:
@@ -88,7 +90,7 @@ def write_vis(model: torch.nn.Module, ds: Dataset, hierarchy, mesh_levels: Seque
     batch = collate([ds[i] for i in range(n)])
     was_training = model.training
     model.eval()
-    out = model(batch.input_2d.to(device))
+    out = model(model_input(batch.input_2d, batch.score_2d, getattr(model, "in_channels", 2)).to(device))
     model.train(was_training)
     joints = _root_relative(out.joints.float().cpu()).numpy()
     gt = _root_relative(batch.joints_3d).numpy()

@@ -90,6 +90,9 @@ class Lifter:
         self.batch_size = int(batch_size)
         self.min_score = DEFAULT_MIN_SCORE if min_score is None else float(min_score)
         self.in_channels = int(getattr(model, "in_channels", 2))
+        #: the keypoint format the model itself reads: "h36m", or e.g. "coco" for a model trained on
+        #: COCO-17 input (DATASET.input_joint_set: coco), which then gets COCO keypoints unmapped
+        self.input_format = str(((getattr(info, "input", None) or {}).get("keypoint_format")) or "h36m")
         if self.in_channels not in (2, 3):
             raise CheckpointError(f"Lifter: the model reads {self.in_channels} input channels; (u, v) or "
                                   "(u, v, score) are supported")
@@ -162,7 +165,7 @@ class Lifter:
                 ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """Keypoints ``[T, K, 2]`` -> the model's input: ``(x [T, 17, 2] float64 normalised, missing
         filled; missing [T, 17]; scores [T, 17] or None)`` (checks of :meth:`__call__`)."""
-        from hgn_pyg.data.keypoints import apply_missing_policy, to_h36m
+        from hgn_pyg.data.keypoints import FORMAT_JOINT_SETS, apply_missing_policy, to_h36m
 
         kp = np.asarray(keypoints)
         if kp.dtype == object or not (np.issubdtype(kp.dtype, np.floating) or np.issubdtype(kp.dtype, np.integer)):
@@ -177,9 +180,17 @@ class Lifter:
             sc = np.asarray(scores, dtype=np.float64)
             if sc.shape != kp.shape[:2]:
                 raise DataError(f"{source}: scores of shape {list(sc.shape)} for keypoints {list(kp.shape)}")
-        xy, sc = to_h36m(kp, sc, keypoint_format)
+        if self.input_format == "h36m":
+            xy, sc = to_h36m(kp, sc, keypoint_format)
+            fill_set = "h36m"
+        elif keypoint_format == self.input_format:  # the model learnt the mapping: no hand mapping
+            xy, fill_set = kp, FORMAT_JOINT_SETS[keypoint_format]
+        else:
+            raise DataError(f"{source}: this model reads {self.input_format} keypoints (it was trained on "
+                            f"them); got {keypoint_format} keypoints")
         xy = self._normalize(np.asarray(xy, dtype=np.float64), image_size, normalized, source)
-        x, miss = apply_missing_policy(xy, sc, self.min_score if min_score is None else float(min_score))
+        x, miss = apply_missing_policy(xy, sc, self.min_score if min_score is None else float(min_score),
+                                       fill_set)
         bad = np.abs(np.where(miss[..., None], 0.0, x)).max() if x.size else 0.0
         if bad > NORMALIZED_LIMIT:
             t = int(np.argmax(np.abs(np.where(miss[..., None], 0.0, x)).max(axis=(1, 2))))

@@ -36,6 +36,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler
 
 from hgn_pyg.config import Config
+from hgn_pyg.data.augment import KeypointAugmentation, model_input
+from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
 from hgn_pyg.engine.build import train_mean_pose
 from hgn_pyg.engine.checkpoint import (capture_rng_state, check_training_fields, load_checkpoint, restore_rng_state,
                                        save_checkpoint)
@@ -205,6 +207,7 @@ class Trainer:
         self.test_loader = make_loader(test_set, cfg.TEST.batch_size, workers, shuffle=cfg.TEST.shuffle,
                                        generator=test_gen)
         self.aug_gen = torch.Generator().manual_seed(seed + 1)
+        self.augment = KeypointAugmentation.from_config(cfg.AUG, INPUT_JOINT_SETS[cfg.DATASET.input_joint_set])
         self.epoch = t.begin_epoch - 1  # last finished epoch
         self.best_metric = math.inf  # MPJPE_batch_mean of the best epoch
         self.best_epoch = -1
@@ -338,14 +341,11 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         num_meshes = int(getattr(self.loss_fn, "num_meshes", 2))
         sums = torch.zeros(4 + num_meshes, dtype=torch.float64)  # n, loss, joints, mpjpe, mesh0, mesh1, ...
-        noise_std = self.cfg.AUG.noise_std
         bar = tqdm(self.train_loader, desc=f"epoch {epoch}", leave=False, disable=not self.progress,
                    dynamic_ncols=True, mininterval=_progress_interval(), file=sys.stderr)
         for it, batch in enumerate(bar):
-            x = batch.input_2d
-            if noise_std > 0:
-                x = x + noise_std * torch.randn(x.shape, generator=self.aug_gen)
-            x = x.to(self.device)
+            x, score = self.augment(batch.input_2d, batch.score_2d, self.aug_gen)
+            x = model_input(x, score, self.cfg.MODEL.in_channels).to(self.device)
             joints_gt = batch.joints_3d.to(self.device)
             meshes_gt = tuple(m.to(self.device) for m in batch.meshes) if batch.meshes is not None else None
             out = self.net(x)

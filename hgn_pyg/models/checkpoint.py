@@ -13,6 +13,9 @@ A checkpoint of ours (``format: "hgn_pyg"``; the trainer's ``last/best.pth.tar``
     "hierarchy": GraphHierarchy.state_dict()           every level: graphs, slots, real-slot maps
     "mesh_faces": {level: LongTensor [F_l, 3]}         coarse-mesh triangles of the used levels
     "joint_regressor": Tensor [J, V]                   only for MODEL.fusion: pool
+    "input_nodes": int                                 only for input keypoints of another set
+                                                       (``DATASET.input_joint_set: coco``: the
+                                                       model's learned input node map)
 
 The whole hierarchy is stored (not only the used levels): ``fusion: pool`` reads the cluster maps
 of the levels between them, and the level numbers in ``MODEL.mesh_levels`` stay valid.
@@ -80,7 +83,7 @@ def _input_convention(joint_set: str, in_channels: int) -> Dict[str, Any]:
 
 
 def inference_record(model_section, hierarchy, faces=None, joint_regressor=None,
-                     joint_set: str = "h36m") -> Dict[str, Any]:
+                     joint_set: str = "h36m", input_format: Optional[str] = None) -> Dict[str, Any]:
     """The keys a checkpoint needs for inference without a body model or data (module docstring).
 
     Args:
@@ -89,6 +92,9 @@ def inference_record(model_section, hierarchy, faces=None, joint_regressor=None,
         faces: the level-0 mesh triangles ``[F, 3]`` (for the coarse-mesh faces), or ``None``.
         joint_regressor: vertex->joint weights ``[J, V]`` (stored for ``fusion: pool``).
         joint_set: name of the skeleton the model reads.
+        input_format: the keypoint format of the input when it is not ``joint_set``'s own
+            (:data:`hgn_pyg.data.keypoints.KEYPOINT_FORMATS`, e.g. ``"coco"`` for a model with a
+            learned input node map, ``MODEL`` ``input_nodes``).
     """
     from hgn_pyg.graphs.skeleton import SKELETONS
     from hgn_pyg.models.factory import hgn_options
@@ -98,11 +104,13 @@ def inference_record(model_section, hierarchy, faces=None, joint_regressor=None,
     record: Dict[str, Any] = {
         "joint_set": joint_set,
         "joint_names": list(SKELETONS[joint_set].joint_names),
-        "input": _input_convention(joint_set, int(opts.get("in_channels", 2))),
+        "input": _input_convention(input_format or joint_set, int(opts.get("in_channels", 2))),
         "output": dict(OUTPUT_CONVENTION),
         "hierarchy": hierarchy.state_dict(),
         "mesh_faces": {} if faces is None else {lv: hierarchy.coarsen_faces(faces, lv) for lv in levels},
     }
+    if opts.get("input_nodes") is not None:
+        record["input_nodes"] = int(opts["input_nodes"])
     if opts.get("fusion") == "pool" and joint_regressor is not None:
         record["joint_regressor"] = torch.as_tensor(joint_regressor, dtype=torch.float32).detach().cpu().clone()
     return record
@@ -248,6 +256,10 @@ def load_model(checkpoint, map_location=None, hierarchy=None, joint_regressor=No
             "evaluate it with `python -m hgn_pyg.test --config CONFIG --checkpoint FILE`, or pass hierarchy=")
     section = _model_section(ckpt) or dict(_as_mapping(model_section))
     joint_set = ckpt.get("joint_set", "h36m")
+    if ckpt.get("input_nodes") is not None:  # input keypoints of another set: the input node map
+        if isinstance(ckpt["input_nodes"], bool) or not isinstance(ckpt["input_nodes"], int):
+            raise CheckpointError(f"{source}: field 'input_nodes' must be an int, got {ckpt['input_nodes']!r}")
+        section = dict(section, input_nodes=int(ckpt["input_nodes"]))
     reg = ckpt.get("joint_regressor", joint_regressor)
     try:
         model = _build(section, hierarchy, reg, joint_set)

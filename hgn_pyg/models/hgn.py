@@ -194,9 +194,14 @@ class HGN(nn.Module):
         out_channels: output features per node (3).
         isolated: how a SemGraphConv treats nodes without edges (fake slots): ``"uniform"`` is
             the published behaviour (attend to all nodes with weight ``1/N``).
+        input_nodes: ``None`` (the input is the skeleton's own ``J`` joints, as published) or the
+            number ``K`` of input keypoints of another set (e.g. 17 COCO keypoints): a learned
+            node map :class:`~hgn_pyg.nn.NodeTransfer` ``K → J`` (``input_map``) takes them to the
+            joints before the input block.
 
     Shapes:
-        - **input:** ``x [B, J, in_channels]`` (or ``[J, in_channels]``).
+        - **input:** ``x [B, J, in_channels]`` (or ``[J, in_channels]``; ``K`` instead of ``J``
+          with ``input_nodes``).
         - **output:** :class:`HGNOutput` ``(joints [B, J, 3], meshes=([B, S_2, 3], ...))``, one
           mesh per mesh level in slot order.
     """
@@ -215,6 +220,7 @@ class HGN(nn.Module):
         in_channels: int = 2,
         out_channels: int = 3,
         isolated: str = "uniform",
+        input_nodes: Optional[int] = None,
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
@@ -264,6 +270,8 @@ class HGN(nn.Module):
             ei, n = graphs[branch]
             return dict(edge_index=ei, num_nodes=n)
 
+        self.input_nodes = None if input_nodes is None else int(input_nodes)
+        self.input_map = None if input_nodes is None else NodeTransfer(self.input_nodes, num_joints)
         self.input_block = GraphConvBlock(in_channels, c, **graph_kw(1), dropout=dropout, **conv_kw)
         self.layers = nn.ModuleDict()
         for k, branches in _branch_layers(self.schedule):
@@ -351,6 +359,8 @@ class HGN(nn.Module):
 
     def reset_parameters(self) -> None:
         """Re-initialise every layer in place (published initialisation)."""
+        if self.input_map is not None:
+            self.input_map.reset_parameters()
         self.input_block.reset_parameters()
         for layer in self.layers.values():
             for module in layer:
@@ -364,10 +374,12 @@ class HGN(nn.Module):
         squeeze = x.dim() == 2
         if squeeze:
             x = x.unsqueeze(0)
-        if x.dim() != 3 or x.size(1) != self.num_nodes[1] or x.size(2) != self.in_channels:
+        k = self.num_nodes[1] if self.input_nodes is None else self.input_nodes
+        if x.dim() != 3 or x.size(1) != k or x.size(2) != self.in_channels:
             raise ValueError(
-                f"HGN: expected x of shape [B, {self.num_nodes[1]}, {self.in_channels}], "
-                f"got {list(x.shape)}")
+                f"HGN: expected x of shape [B, {k}, {self.in_channels}], got {list(x.shape)}")
+        if self.input_map is not None:
+            x = self.input_map(x)
         h: Dict[int, Tensor] = {1: self.input_block(x)}
         for layer_keys, updates in self._plan:
             for b, key in layer_keys:

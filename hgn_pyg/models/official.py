@@ -339,6 +339,9 @@ def official_key_map(model) -> List[KeyMapEntry]:
         raise CheckpointError(
             f"the published checkpoint format has exactly two mesh branches; this HGN has "
             f"mesh_levels={tuple(model.mesh_levels)} (save it with its own state_dict instead)")
+    if getattr(model, "input_map", None) is not None:
+        raise CheckpointError("the published checkpoint format has no input node map: this HGN reads "
+                              f"{model.input_nodes} keypoints of another set (input_nodes)")
     graphs = _graph_names(model)
     b = _Builder(model)
     b.conv_block("gconv_input.0", model.input_block, graphs[1])
