@@ -27,3 +27,23 @@ def pytest_configure(config):
         # ``importlib.util.find_spec(x)`` return None, which is how PyG probes.
         for name in _BLOCKED:
             sys.modules[name] = None
+
+
+import os
+import random
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _unseeded_python_random():
+    """Give every test a fresh Python ``random`` state from the OS.
+
+    ``torch_geometric.nn.Sequential`` names the module it generates for its ``forward`` with
+    ``random.randrange`` of the global state and reuses any module of that name already imported.
+    Tests seed ``random`` identically (``seed_everything(0)``), so two Sequentials with different
+    signatures built after the same seed in one session got the same name, and the second silently
+    ran the first's ``forward``. Tests that need Python's ``random`` seed it themselves.
+    """
+    random.seed(os.urandom(16))
+    yield

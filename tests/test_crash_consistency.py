@@ -71,12 +71,17 @@ def wait(pid: int) -> int:
     return status
 
 
+#: Wall-clock columns of the history: the only values a resumed run may not reproduce.
+TIME_KEYS = ("epoch_time_s", "train_time_s")
+
+
+def untimed(rows):
+    return [{k: v for k, v in r.items() if k not in TIME_KEYS} for r in rows]
+
+
 def history_rows(path: Path):
     with open(path) as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:
-        r.pop("epoch_time_s", None)
-    return rows
+        return untimed(csv.DictReader(fh))
 
 
 def same_checkpoint(a: Path, b: Path) -> None:
@@ -85,14 +90,18 @@ def same_checkpoint(a: Path, b: Path) -> None:
     assert ca["best_metric"] == cb["best_metric"]
     for k in ca["model"]:
         assert torch.equal(ca["model"][k], cb["model"][k]), k
-    strip = lambda h: [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in h]  # noqa: E731
-    assert strip(ca["history"]) == strip(cb["history"])
+    assert untimed(ca["history"]) == untimed(cb["history"])
     assert ca["last_eval"] == cb["last_eval"]
 
 
 def results(exp: Path) -> dict:
+    """results.json without the checkpoint paths (they name the experiment folder): the top-level
+    one and those of the ``last``/``best`` blocks."""
     res = json.loads((exp / "results.json").read_text())
     res.pop("checkpoint")
+    for block in ("last", "best"):
+        if isinstance(res.get(block), dict):
+            assert res[block].pop("checkpoint").startswith(str(exp))
     return res
 
 

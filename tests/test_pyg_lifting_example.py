@@ -96,6 +96,10 @@ def test_graph_non_local_attends_within_each_dataset_graph(root):
 def _load_example():
     spec = importlib.util.spec_from_file_location("pyg_lifting", EXAMPLE)
     mod = importlib.util.module_from_spec(spec)
+    # importable by its name, as when the script runs: PyG's Sequential compiles its forward into a
+    # module that does `from pyg_lifting import *`, and silently falls back to the class-level
+    # forward (which the last compiled Sequential overwrote) when that import fails
+    sys.modules["pyg_lifting"] = mod
     spec.loader.exec_module(mod)
     return mod
 
