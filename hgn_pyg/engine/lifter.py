@@ -5,7 +5,7 @@ Input conventions (what the model was trained on, stored in the checkpoint):
 * joints: H36M-17 order (``keypoint_format="h36m"``), or COCO-17 mapped by
   :func:`hgn_pyg.data.keypoints.coco_to_h36m` (``keypoint_format="coco"``);
 * coordinates: pixels ``(u, v)`` of an image ``W x H`` (``image_size=(W, H)``), normalised as
-  ``uv / W * 2 - [1, H / W]`` (:func:`hgn_pyg.data.camera.normalize_screen_coordinates`), or
+  ``uv / W * 2 - [1, H / W]`` (:func:`hgn_pyg.data.camera.normalize_pixels`), or
   already normalised (``normalized=True``);
 * missing keypoints (NaN, or score below ``min_score``) follow :mod:`hgn_pyg.data.keypoints`.
 
@@ -204,7 +204,7 @@ class Lifter:
 
     @staticmethod
     def _normalize(xy: np.ndarray, image_size, normalized: bool, source: str) -> np.ndarray:
-        from hgn_pyg.data.camera import normalize_screen_coordinates
+        from hgn_pyg.data.camera import normalize_pixels
 
         if image_size is None:
             if not normalized:
@@ -224,12 +224,7 @@ class Lifter:
         if size.shape != (xy.shape[0], 2) or not np.isfinite(size).all() or (size <= 0).any():
             raise DataError(f"{source}: image size must be two positive numbers (W, H) or [T, 2], got "
                             f"{np.asarray(image_size).tolist() if np.asarray(image_size).size <= 4 else list(size.shape)}")
-        out = np.empty_like(xy)
-        uniq, inv = np.unique(size, axis=0, return_inverse=True)
-        for k, (w, h) in enumerate(uniq):
-            sel = np.asarray(inv).reshape(-1) == k
-            out[sel] = normalize_screen_coordinates(xy[sel], float(w), float(h))
-        return out
+        return normalize_pixels(xy, size[:, 0], size[:, 1])  # per frame, as the data readers do
 
     @torch.no_grad()
     def _forward(self, x: np.ndarray, scores: Optional[np.ndarray], missing: np.ndarray, return_meshes: bool
