@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from hgn_pyg.data.augment import model_input
 from hgn_pyg.errors import CheckpointError, DataError
 
 __all__ = ["Lifter", "LiftResult", "NORMALIZED_LIMIT", "DEFAULT_BATCH"]
@@ -229,11 +230,11 @@ class Lifter:
     @torch.no_grad()
     def _forward(self, x: np.ndarray, scores: Optional[np.ndarray], missing: np.ndarray, return_meshes: bool
                  ) -> Tuple[np.ndarray, Optional[Tuple[np.ndarray, ...]]]:
-        inp = torch.from_numpy(x.astype(np.float32))
-        if self.in_channels == 3:
+        score = None
+        if self.in_channels == 3:  # scores clipped to [0, 1]; a missing joint scores 0
             s = np.ones(missing.shape) if scores is None else np.clip(np.nan_to_num(scores), 0.0, 1.0)
-            s = np.where(missing, 0.0, s).astype(np.float32)
-            inp = torch.cat([inp, torch.from_numpy(s)[..., None]], -1)
+            score = torch.from_numpy(np.where(missing, 0.0, s).astype(np.float32))
+        inp = model_input(torch.from_numpy(x.astype(np.float32)), score, self.in_channels)
         joints = np.empty((len(x), 17, 3), dtype=np.float32)
         meshes: Optional[List[np.ndarray]] = None
         for lo in range(0, len(x), self.batch_size):
