@@ -48,7 +48,9 @@ def test_graph_conv_block_dropout_order():
     out = block(x)
     h = block.gconv(x)
     bn = F.batch_norm(h.transpose(1, 2), None, None, block.bn.weight, block.bn.bias,
-                      training=True).transpose(1, 2).contiguous()  # dropout draws its mask in memory order
+                      training=True).transpose(1, 2)
+    # dropout draws its mask in memory order: node-major [N, B, C], as SemGraphConv's output
+    bn = bn.transpose(0, 1).contiguous().transpose(0, 1)
     torch.manual_seed(7)
     ref = F.relu(F.dropout(F.relu(bn), 0.5, training=True))
     torch.testing.assert_close(out, ref, **TOL)

@@ -3,13 +3,14 @@
 An :class:`EdgeLayout` is a graph's edges sorted by ``(target, source)`` and split into self loops
 and off-diagonal edges; the off-diagonal edges are kept as CSR (rows = targets) together with the
 transposed pattern that the backward pass needs. The off-diagonal sum ``sum_{j != i} S_ij h_j``
-runs as one dense ``[N, N]`` GEMM (:func:`dense_spmm`), as a CSR product whose backward stays
+runs as one dense ``[N, N]`` GEMM (:func:`dense_spmm`; for a template graph the whole attention
+matrix comes from one masked row softmax, :func:`dense_attention`), as a CSR product whose backward stays
 sparse (:class:`CsrSpmm`) or through torch_sparse (:func:`sparse_adjacency`).
 """
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -107,6 +108,41 @@ def _rowptr(sorted_index: Tensor, size: int) -> Tensor:
     return ptr
 
 
+MASKED_LOGIT = -9e15  # the published mask of a non-edge (docs/published_model.md §2.1)
+
+
+def dense_attention(logits: Tensor, flat: Tensor, num_nodes: int, isolated_nodes: Tensor,
+                    isolated: str) -> Tensor:
+    """The whole attention matrix ``S [N, N]`` (rows = targets, self weights on the diagonal)
+    as published: ``logits`` scattered to the positions ``flat = target * N + source`` of a
+    matrix masked with :data:`MASKED_LOGIT`, then one row softmax. A row without edges comes
+    out uniform (``"uniform"``), 1 on its diagonal (``"self"``) or 0 (``"zero"``). No position
+    may appear twice in ``flat`` (a template graph)."""
+    N = num_nodes
+    work = torch.promote_types(logits.dtype, torch.float32)  # -9e15 overflows half precision
+    L = torch.full((N * N,), MASKED_LOGIT, dtype=work, device=logits.device)
+    L = L.scatter(0, flat, logits.to(work))
+    if isolated_nodes.numel() > 0 and isolated == "self":
+        L = L.index_fill(0, isolated_nodes * (N + 1), 0.0)
+    S = torch.softmax(L.view(N, N), dim=1)
+    if isolated_nodes.numel() > 0 and isolated == "zero":
+        S = S.index_fill(0, isolated_nodes, 0.0)
+    return S
+
+
+def dense_conv(x: Tensor, weight: Tensor, S: Tensor, diagonal: bool = True) -> Tensor:
+    """``S_ii x_i W_0 + sum_{j != i} S_ij x_j W_1`` for node-major ``x [N * B, Cin]`` and the
+    attention matrix ``S [N, N]``, as ``[N, B * Cout]``; ``diagonal=False`` when ``S`` has a
+    zero diagonal (``x W_0`` is then never computed)."""
+    N = S.size(0)
+    h1 = (x @ weight[1]).view(N, -1)
+    if not diagonal:
+        return S @ h1
+    diag = S.diagonal()
+    h0 = (x @ weight[0]).view(N, -1)
+    return (S - torch.diag_embed(diag)) @ h1 + diag.unsqueeze(-1) * h0
+
+
 def dense_spmm(layout: EdgeLayout, values: Tensor, h: Tensor,
                uniform_rows: Optional[Tensor] = None) -> Tensor:
     """``S_off @ h`` with ``S_off`` built as a dense ``[N, N]`` matrix (duplicate edges add);
@@ -143,7 +179,8 @@ def add_diagonal(out: Tensor, alpha: Tensor, h0: Tensor, h1: Tensor, layout: Edg
             out = out.index_add(0, iso, rest / count.to(h1.dtype).unsqueeze(-1))
             weight = 1.0 / count
         diag = diag.index_add(0, iso, weight)
-    return torch.addcmul(out, diag.to(h0.dtype).unsqueeze(-1), h0)
+    # (not addcmul: its backward multiplies h0 by the scalar ``value`` once more)
+    return out + diag.to(h0.dtype).unsqueeze(-1) * h0
 
 
 def sparse_adjacency(layout: EdgeLayout, values: Tensor, use_torch_sparse: bool):
@@ -177,9 +214,9 @@ class CsrSpmm(torch.autograd.Function):
     """``out = A @ h`` with ``A`` a CSR matrix of fixed pattern and learnable ``values``.
 
     Backward: ``dh = A^T @ dout`` (the cached transposed pattern) and
-    ``dvalues_k = <dout[row_k], h[col_k]>`` gathered edge by edge (in column blocks of at most
-    ``EDGE_DOT_ELEMENTS`` elements): O(E F) work, where torch's own CSR backward materialises a
-    dense ``N x N`` gradient and ``torch.sparse.sampled_addmm`` runs a dense GEMM on CPU.
+    ``dvalues_k = <dout[row_k], h[col_k]>`` gathered edge by edge (:func:`edge_dot`): O(E F)
+    work, where torch's own CSR backward materialises a dense ``N x N`` gradient and
+    ``torch.sparse.sampled_addmm`` runs a dense GEMM on CPU.
     """
 
     @staticmethod
@@ -200,18 +237,23 @@ class CsrSpmm(torch.autograd.Function):
         return grad_values, grad_h, None, None, None, None, None, None
 
 
-EDGE_DOT_ELEMENTS = 1 << 22
+# Gathered elements per block of edge_dot. On CPU small blocks stay in cache and reuse the
+# allocator's memory: at 31k edges x 128 channels, blocks of 2^16 elements ran 4.8 ms against 45 ms
+# for one [E, F] gather (benchmarks/README.md, "typed backward"); elsewhere one block up to 2^24.
+EDGE_DOT_BLOCK_CPU = 1 << 16
+EDGE_DOT_BLOCK = 1 << 24
 
 
 def edge_dot(a: Tensor, b: Tensor, row: Tensor, col: Tensor) -> Tensor:
-    """``<a[row_k], b[col_k]>`` for every edge ``k``, in column blocks of bounded memory."""
-    F = a.size(1)
-    step = max(1, EDGE_DOT_ELEMENTS // max(1, row.numel()))
-    out = None
-    for s in range(0, F, step):
-        part = (a[:, s:s + step].index_select(0, row) * b[:, s:s + step].index_select(0, col)).sum(1)
-        out = part if out is None else out + part
-    return out if out is not None else a.new_zeros(row.numel())
+    """``<a[row_k], b[col_k]>`` for every edge ``k``, in blocks of edges of bounded size."""
+    E, F = row.numel(), a.size(1)
+    out = a.new_empty(E)
+    block = EDGE_DOT_BLOCK_CPU if a.device.type == "cpu" else EDGE_DOT_BLOCK
+    step = max(1, block // max(1, F))
+    for s in range(0, E, step):
+        gathered = a.index_select(0, row[s:s + step]).mul_(b.index_select(0, col[s:s + step]))
+        torch.sum(gathered, 1, out=out[s:s + step])
+    return out
 
 
 # ---------------------------------------------------------------------- topology arguments
@@ -243,6 +285,40 @@ def template_edges(edge_index, num_nodes: int) -> Tensor:
             f"of the template edge_index; every column is its own edge type, so list each edge "
             f"once (torch_geometric.utils.coalesce)")
     return edge_index
+
+
+def template_buffers(edge_index, num_nodes: int) -> Tuple[Tensor, Dict[str, Optional[Tensor]]]:
+    """A template's validated ``[2, E]`` edges and the tensors its layer keeps: ``perm`` (template
+    column of each edge in ``(target, source)`` order; ``None`` when the columns already are in
+    that order, as HGN's), ``flat`` (``target * N + source`` per column: the dense kernel's
+    positions) and the :class:`EdgeLayout` fields."""
+    template = template_edges(edge_index, num_nodes)
+    perm, src, dst = sort_edges(template, num_nodes)
+    buffers: Dict[str, Optional[Tensor]] = {
+        "perm": None if torch.equal(perm, torch.arange(perm.numel())) else perm,
+        "flat": template[1] * num_nodes + template[0]}
+    buffers.update(zip(EdgeLayout._fields[1:], edge_layout(src, dst, num_nodes)[1:]))
+    return template, buffers
+
+
+def typed_layout(edge_index, edge_type, num_nodes: int, num_edge_types: int,
+                 transpose: bool = True) -> Tuple[EdgeLayout, Tensor]:
+    """The layout of typed edges and their types in the layout's order, validated (``transpose``
+    as in :func:`edge_layout`)."""
+    if edge_type is None:
+        raise ValueError("SemGraphConv: a typed layer (num_edge_types) needs edge_type [E]")
+    check_edge_index(edge_index, num_nodes)
+    if (not isinstance(edge_type, Tensor) or edge_type.dtype.is_floating_point
+            or edge_type.shape != edge_index.shape[1:]):
+        raise ValueError(f"SemGraphConv: edge_type must be an integer tensor "
+                         f"[{edge_index.size(1)}], got {getattr(edge_type, 'shape', edge_type)}")
+    if edge_type.numel() and (edge_type.min() < 0 or edge_type.max() >= num_edge_types):
+        raise ValueError(f"SemGraphConv: edge_type holds values in [{int(edge_type.min())}, "
+                         f"{int(edge_type.max())}] outside [0, {num_edge_types})")
+    perm, src, dst = sort_edges(edge_index.long(), num_nodes, by_source=False)
+    if perm is not None:
+        edge_type = edge_type.index_select(0, perm)
+    return edge_layout(src, dst, num_nodes, transpose=transpose), edge_type.long()
 
 
 def count_copies(template: Tensor, N: int, adj, num_rows: int) -> int:

@@ -14,7 +14,10 @@ def _batch_norm_nodes(bn: BatchNorm1d, x: Tensor) -> Tensor:
     if x.dim() == 2:
         return bn(x)
     # same statistics as bn(x.transpose(1, 2)) (per channel over B and N), without the slow
-    # strided BatchNorm of a transposed tensor
+    # strided BatchNorm of a transposed tensor; a node-major x (SemGraphConv's output) stays so
+    if not x.is_contiguous() and x.transpose(0, 1).is_contiguous():
+        xt = x.transpose(0, 1)
+        return bn(xt.reshape(-1, x.size(-1))).view(xt.shape).transpose(0, 1)
     return bn(x.reshape(-1, x.size(-1))).view(x.shape)
 
 

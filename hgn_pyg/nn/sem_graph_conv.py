@@ -93,12 +93,9 @@ class SemGraphConv(MessagePassing):
                              f"num_nodes={num_nodes}, num_edge_types={num_edge_types}")
         self.num_nodes = None if num_nodes is None else int(num_nodes)
         if edge_index is not None:
-            template = K.template_edges(edge_index, self.num_nodes)
-            perm, src, dst = K.sort_edges(template, self.num_nodes)
+            template, buffers = K.template_buffers(edge_index, self.num_nodes)
             self.register_buffer("edge_index", template, persistent=False)
-            self.register_buffer("_perm", perm, persistent=False)
-            for name, value in zip(EdgeLayout._fields[1:],
-                                   K.edge_layout(src, dst, self.num_nodes)[1:]):
+            for name, value in buffers.items():
                 self.register_buffer(f"_{name}", value, persistent=False)
             num_edge_types = template.size(1)
         elif int(num_edge_types) <= 0:
@@ -136,7 +133,9 @@ class SemGraphConv(MessagePassing):
                              f"[B, N, {self.in_channels}], got {list(x.shape)}")
         rows = x.size(-2)
         if edge_type is not None or self.num_nodes is None:
-            layout, logits = self._typed_layout(edge_index, edge_type, rows)
+            layout, types = K.typed_layout(edge_index, edge_type, rows, self.num_edge_types,
+                                           transpose=torch.is_grad_enabled())
+            logits = self.edge_logits.index_select(0, types)
             mode = "sparse" if self.mode == "auto" else self.mode
             xt = x.unsqueeze(1) if x.dim() == 2 else x.transpose(0, 1)   # node-major [N, B, C]
             out = self._convolve(xt, layout, logits, mode, batch)
@@ -151,29 +150,16 @@ class SemGraphConv(MessagePassing):
                         f"other graphs edge_index and edge_type")
             else:
                 K.count_copies(self.edge_index, N, edge_index, rows)
-            layout = EdgeLayout(N, *(getattr(self, f"_{f}") for f in EdgeLayout._fields[1:]))
             xb = x.reshape(-1, N, self.in_channels)  # copies of the template, [B', N, C]
-            out = self._convolve(xb.transpose(0, 1), layout, self.edge_logits[self._perm],
-                                 self.resolve_mode(xb.size(0), x.device.type), None)
+            mode = self.resolve_mode(xb.size(0), x.device.type)
+            if mode == "dense":
+                out = self._dense(xb.transpose(0, 1))
+            else:
+                layout = EdgeLayout(N, *(getattr(self, f"_{f}") for f in EdgeLayout._fields[1:]))
+                logits = self.edge_logits if self._perm is None else self.edge_logits[self._perm]
+                out = self._convolve(xb.transpose(0, 1), layout, logits, mode, None)
             out = out.transpose(0, 1).reshape(*x.shape[:-1], self.out_channels)
         return out
-
-    def _typed_layout(self, edge_index, edge_type, rows: int):
-        if edge_type is None:
-            raise ValueError("SemGraphConv: a typed layer (num_edge_types) needs edge_type [E]")
-        K.check_edge_index(edge_index, rows)
-        if (not isinstance(edge_type, Tensor) or edge_type.dtype.is_floating_point
-                or edge_type.shape != edge_index.shape[1:]):
-            raise ValueError(f"SemGraphConv: edge_type must be an integer tensor "
-                             f"[{edge_index.size(1)}], got {getattr(edge_type, 'shape', edge_type)}")
-        if edge_type.numel() and (edge_type.min() < 0 or edge_type.max() >= self.num_edge_types):
-            raise ValueError(f"SemGraphConv: edge_type holds values in [{int(edge_type.min())}, "
-                             f"{int(edge_type.max())}] outside [0, {self.num_edge_types})")
-        perm, src, dst = K.sort_edges(edge_index.long(), rows, by_source=False)
-        if perm is not None:
-            edge_type = edge_type.index_select(0, perm)
-        layout = K.edge_layout(src, dst, rows, transpose=torch.is_grad_enabled())
-        return layout, self.edge_logits.index_select(0, edge_type.long())
 
     def _convolve(self, xt: Tensor, layout: EdgeLayout, logits: Tensor, mode: str,
                   batch: Optional[Tensor]) -> Tensor:
@@ -200,8 +186,22 @@ class SemGraphConv(MessagePassing):
         if h0 is not None:
             out = K.add_diagonal(out, alpha, h0, h1, layout, self.isolated, batch,
                                  uniform_in_out=mode == "dense" and batch is None)
-        out = out.view(N, B, C)  # a fresh tensor no backward reads: add the bias in place
-        return out.add_(self.bias) if self.bias is not None else out
+        return self._add_bias(out.view(N, B, C))
+
+    def _dense(self, xt: Tensor) -> Tensor:
+        """The template's dense kernel (the published formulation), ``xt [N, B, Cin]`` ->
+        ``[N, B, Cout]``."""
+        N, B = xt.size(0), xt.size(1)
+        S = K.dense_attention(self.edge_logits, self._flat, N, self._isolated, self.isolated)
+        diagonal = self._self_pos.numel() > 0 or (
+            self._isolated.numel() > 0 and self.isolated != "zero")
+        out = K.dense_conv(xt.reshape(N * B, self.in_channels), self.weight, S.to(xt.dtype),
+                           diagonal)
+        return self._add_bias(out.view(N, B, self.out_channels))
+
+    def _add_bias(self, out: Tensor) -> Tensor:
+        # out of place: an in-place add on a view would cost a CopySlices node in backward
+        return out + self.bias if self.bias is not None else out
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
         """Edge-wise message ``S_ji * h1_j`` of an off-diagonal edge ``j -> i``."""
@@ -226,7 +226,8 @@ class SemGraphConv(MessagePassing):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
         # version-1 states hold the template logits sorted by (target, source)
         key = prefix + "edge_logits"
-        if local_metadata.get("version") == 1 and self.num_nodes is not None and key in state_dict:
+        if (local_metadata.get("version") == 1 and self.num_nodes is not None
+                and self._perm is not None and key in state_dict):
             state_dict[key] = state_dict[key][self._perm.argsort().to(state_dict[key].device)]
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
