@@ -133,7 +133,7 @@ def test_bad_coco_json(tmp_path, mutate, msg):
 
 def test_bad_json_files(tmp_path):
     (tmp_path / "x.json").write_text("[1, 2")
-    with pytest.raises(DataError, match=r"x.json: not valid JSON \(line 1"):
+    with pytest.raises(DataError, match=r"x.json: malformed or truncated JSON at line 1"):
         read_keypoints(tmp_path / "x.json")
     (tmp_path / "e.json").write_text("[]")
     with pytest.raises(DataError, match="neither COCO"):

@@ -27,7 +27,6 @@ each frame forms track i. Every reader returns a :class:`KeypointFile`; a malfor
 """
 from __future__ import annotations
 
-import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ import numpy as np
 
 from ..errors import DataError
 from .keypoints import KEYPOINT_FORMATS
+from .validate import read_json
 
 __all__ = ["FILE_FORMATS", "KeypointTrack", "KeypointFile", "read_keypoints", "detect_format"]
 
@@ -110,16 +110,6 @@ def _split_xy_scores(a: np.ndarray, path, key: str) -> Tuple[np.ndarray, Optiona
         raise _fail(path, f"{key}: {a.shape[1]} joints per pose; the lifter reads {_NUM_JOINTS} "
                           "(H36M-17 or COCO-17)")
     return np.ascontiguousarray(a[..., :2]), (np.ascontiguousarray(a[..., 2]) if a.shape[-1] == 3 else None)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, "r", encoding="utf-8") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    except UnicodeDecodeError:
-        raise _fail(path, "not a UTF-8 text file (expected JSON)") from None
 
 
 def _read_npz(path: Path) -> Dict[str, np.ndarray]:
@@ -348,7 +338,7 @@ def detect_format(path: PathLike) -> str:
         raise _fail(path, "keypoint file not found")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        data = _read_json(path)
+        data = read_json(path)
         return _json_kind(path, data)
     if suffix == ".npz":
         z = _read_npz(path)
@@ -409,5 +399,5 @@ def read_keypoints(path: PathLike, file_format: str = "auto") -> KeypointFile:
         raise _fail(path, f"--format {fmt} reads {'.json' if fmt == 'mmpose' else '.json, .npy or .npz'} files")
     if fmt == "h36m":
         raise _fail(path, "H36M-ordered keypoints are read from .npy/.npz arrays; JSON files are COCO or MMPose")
-    data = _read_json(path)
+    data = read_json(path)
     return _read_coco_json(path, data) if fmt == "coco" else _read_mmpose_json(path, data)

@@ -51,7 +51,9 @@ def read_json(path: PathLike, what: str = "") -> Any:
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: malformed or truncated JSON at line {exc.lineno} column "
                         f"{exc.colno} ({exc.msg})") from None
-    except (ValueError, RecursionError) as exc:  # bad encoding, absurd nesting
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file (expected JSON){suffix}") from None
+    except (ValueError, RecursionError) as exc:  # absurd nesting, other decoding failures
         raise DataError(f"{path}: not a valid JSON file ({type(exc).__name__}: {exc})") from None
 
 

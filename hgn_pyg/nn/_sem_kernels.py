@@ -108,6 +108,16 @@ def _rowptr(sorted_index: Tensor, size: int) -> Tensor:
     return ptr
 
 
+def edge_softmax(logits: Tensor, dst: Tensor, num_nodes: int) -> Tensor:
+    """Softmax of ``logits [E]`` over the edges of each target ``dst`` (as
+    ``torch_geometric.utils.softmax``, in half its operations: measured 51 vs 114 us at 3,136
+    edges). The per-target maximum is subtracted detached; every denominator is >= 1."""
+    top = logits.new_zeros(num_nodes).scatter_reduce_(0, dst, logits.detach(), "amax",
+                                                      include_self=False)
+    e = (logits - top.index_select(0, dst)).exp()
+    return e / e.new_zeros(num_nodes).index_add_(0, dst, e).index_select(0, dst)
+
+
 MASKED_LOGIT = -9e15  # the published mask of a non-edge (docs/published_model.md §2.1)
 
 
@@ -140,47 +150,49 @@ def dense_conv(x: Tensor, weight: Tensor, S: Tensor, diagonal: bool = True) -> T
         return S @ h1
     diag = S.diagonal()
     h0 = (x @ weight[0]).view(N, -1)
-    return (S - torch.diag_embed(diag)) @ h1 + diag.unsqueeze(-1) * h0
+    return torch.addmm(diag.unsqueeze(-1) * h0, S - torch.diag_embed(diag), h1)
 
 
 def dense_spmm(layout: EdgeLayout, values: Tensor, h: Tensor,
-               uniform_rows: Optional[Tensor] = None) -> Tensor:
-    """``S_off @ h`` with ``S_off`` built as a dense ``[N, N]`` matrix (duplicate edges add);
-    ``uniform_rows`` (nodes without incoming edges) get ``1/N`` off the diagonal."""
+               uniform_rows: Optional[Tensor] = None, acc: Optional[Tensor] = None) -> Tensor:
+    """``acc + S_off @ h`` with ``S_off`` built as a dense ``[N, N]`` matrix (duplicate edges
+    add); ``uniform_rows`` (nodes without incoming edges) get ``1/N`` off the diagonal."""
     N = layout.num_nodes
     flat = layout.off_dst * N + layout.col
     S = h.new_zeros(N * N).index_add(0, flat, values.to(h.dtype))
     if uniform_rows is not None:
         S = S.view(N, N).index_fill(0, uniform_rows, 1.0 / N).view(-1)
         S = S.index_fill(0, uniform_rows * (N + 1), 0.0)
-    return S.view(N, N) @ h
+    return S.view(N, N) @ h if acc is None else torch.addmm(acc, S.view(N, N), h)
 
 
-def add_diagonal(out: Tensor, alpha: Tensor, h0: Tensor, h1: Tensor, layout: EdgeLayout,
-                 isolated: str, batch: Optional[Tensor], uniform_in_out: bool) -> Tensor:
-    """``out + S_ii h0_i`` in one fused pass: ``S_ii`` is the self-loop attention, and for a node
-    without incoming edges 1 (``"self"``) or ``1/n`` (``"uniform"``, ``n`` the nodes of its graph,
-    whose other nodes then add ``h1_j / n`` -- already inside ``out`` when ``uniform_in_out``)."""
+def diagonal_term(alpha: Tensor, h0: Tensor, h1: Tensor, layout: EdgeLayout, isolated: str,
+                  batch: Optional[Tensor], uniform_in_out: bool) -> Tensor:
+    """``S_ii h0_i`` per node: ``S_ii`` is the self-loop attention, and for a node without
+    incoming edges 1 (``"self"``) or ``1/n`` (``"uniform"``, ``n`` the nodes of its graph, whose
+    other nodes then add ``h1_j / n``: here, unless the off-diagonal product does it,
+    ``uniform_in_out``)."""
     N = layout.num_nodes
     diag = alpha.new_zeros(N).index_add(0, layout.self_nodes, alpha.index_select(0, layout.self_pos))
-    iso = layout.isolated
+    iso, rest = layout.isolated, None
     if iso.numel() > 0 and isolated != "zero":
         if isolated == "self":
             weight = torch.ones_like(iso, dtype=alpha.dtype)
         elif batch is None:
             weight = torch.full_like(iso, 1.0 / N, dtype=alpha.dtype)
             if not uniform_in_out:  # sum_{j != i} h1_j / N in closed form
-                out = out.index_add(0, iso, (h1.sum(0, keepdim=True) - h1.index_select(0, iso)) / N)
+                rest = (h1.sum(0, keepdim=True) - h1.index_select(0, iso)) / N
         else:  # uniform over i's own graph: sum_{j in g(i), j != i} h1_j / n_g
             g = batch.index_select(0, iso)
             count = torch.bincount(batch).index_select(0, g).to(alpha.dtype)
             total = h1.new_zeros(int(batch.max()) + 1, h1.size(1)).index_add(0, batch, h1)
-            rest = total.index_select(0, g) - h1.index_select(0, iso)
-            out = out.index_add(0, iso, rest / count.to(h1.dtype).unsqueeze(-1))
+            rest = (total.index_select(0, g) - h1.index_select(0, iso)) / count.to(
+                h1.dtype).unsqueeze(-1)
             weight = 1.0 / count
         diag = diag.index_add(0, iso, weight)
     # (not addcmul: its backward multiplies h0 by the scalar ``value`` once more)
-    return out + diag.to(h0.dtype).unsqueeze(-1) * h0
+    term = diag.to(h0.dtype).unsqueeze(-1) * h0
+    return term if rest is None else term.index_add_(0, iso, rest)
 
 
 def sparse_adjacency(layout: EdgeLayout, values: Tensor, use_torch_sparse: bool):
@@ -196,11 +208,14 @@ def sparse_adjacency(layout: EdgeLayout, values: Tensor, use_torch_sparse: bool)
     return _csr(layout.rowptr, layout.col, values.detach(), N)
 
 
-def csr_spmm(values: Tensor, h: Tensor, layout: EdgeLayout) -> Tensor:
-    """``A @ h`` for the CSR matrix of ``layout``'s off-diagonal pattern holding ``values``,
-    through :class:`CsrSpmm` (gradients for the values and ``h`` without a dense ``N x N``)."""
+def csr_spmm(values: Tensor, h: Tensor, layout: EdgeLayout, acc: Optional[Tensor] = None,
+             matrix: Optional[Tensor] = None) -> Tensor:
+    """``acc + A @ h`` for the CSR matrix of ``layout``'s off-diagonal pattern holding
+    ``values``, through :class:`CsrSpmm` (gradients for the values and ``h`` without a dense
+    ``N x N``). ``acc``, a fresh tensor no backward reads, is updated in place; ``matrix``: ``A``
+    already built (:func:`sparse_adjacency`, detached ``values``)."""
     return CsrSpmm.apply(values, h, layout.rowptr, layout.col, layout.off_dst, layout.colptr,
-                         layout.t_col, layout.csr2csc)
+                         layout.t_col, layout.csr2csc, acc, matrix)
 
 
 def _csr(rowptr: Tensor, col: Tensor, values: Tensor, num_cols: int) -> Tensor:
@@ -211,7 +226,8 @@ def _csr(rowptr: Tensor, col: Tensor, values: Tensor, num_cols: int) -> Tensor:
 
 
 class CsrSpmm(torch.autograd.Function):
-    """``out = A @ h`` with ``A`` a CSR matrix of fixed pattern and learnable ``values``.
+    """``out = acc + A @ h`` (``acc`` optional, updated in place) with ``A`` a CSR matrix of
+    fixed pattern and learnable ``values``.
 
     Backward: ``dh = A^T @ dout`` (the cached transposed pattern) and
     ``dvalues_k = <dout[row_k], h[col_k]>`` gathered edge by edge (:func:`edge_dot`): O(E F)
@@ -220,9 +236,13 @@ class CsrSpmm(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, values, h, rowptr, col, row, t_rowptr, t_col, csr2csc):
+    def forward(ctx, values, h, rowptr, col, row, t_rowptr, t_col, csr2csc, acc=None, A=None):
         ctx.save_for_backward(values, h, col, row, t_rowptr, t_col, csr2csc)
-        return torch.sparse.mm(_csr(rowptr, col, values, h.size(0)), h)
+        A = _csr(rowptr, col, values, h.size(0)) if A is None else A
+        if acc is None:
+            return torch.sparse.mm(A, h)
+        ctx.mark_dirty(acc)  # in place: no zero-filled result and no copy of it
+        return acc.addmm_(A, h)
 
     @staticmethod
     @once_differentiable
@@ -234,7 +254,8 @@ class CsrSpmm(torch.autograd.Function):
             grad_h = torch.sparse.mm(_csr(t_rowptr, t_col, values[csr2csc], grad.size(0)), grad)
         if ctx.needs_input_grad[0]:
             grad_values = edge_dot(grad, h, row, col)
-        return grad_values, grad_h, None, None, None, None, None, None
+        grad_acc = grad if ctx.needs_input_grad[8] else None
+        return grad_values, grad_h, None, None, None, None, None, None, grad_acc, None
 
 
 # Gathered elements per block of edge_dot. On CPU small blocks stay in cache and reuse the
@@ -312,7 +333,7 @@ def typed_layout(edge_index, edge_type, num_nodes: int, num_edge_types: int,
             or edge_type.shape != edge_index.shape[1:]):
         raise ValueError(f"SemGraphConv: edge_type must be an integer tensor "
                          f"[{edge_index.size(1)}], got {getattr(edge_type, 'shape', edge_type)}")
-    if edge_type.numel() and (edge_type.min() < 0 or edge_type.max() >= num_edge_types):
+    if edge_type.numel() and not _in_range(edge_type, num_edge_types):
         raise ValueError(f"SemGraphConv: edge_type holds values in [{int(edge_type.min())}, "
                          f"{int(edge_type.max())}] outside [0, {num_edge_types})")
     perm, src, dst = sort_edges(edge_index.long(), num_nodes, by_source=False)
@@ -365,6 +386,12 @@ def _edges_of(adj, num_rows: int) -> Tuple[Tensor, Tensor, str]:
     return adj[0].long(), adj[1].long(), f"edge_index {list(adj.shape)}"
 
 
+def _in_range(index: Tensor, size: int) -> bool:
+    """All of ``index`` in ``[0, size)`` (one reduction, one synchronisation)."""
+    lo, hi = torch.aminmax(index)
+    return bool((lo >= 0) & (hi < size))
+
+
 def check_edge_index(edge_index, num_rows: int) -> None:
     """Raise ValueError unless ``edge_index`` is an integer ``[2, E]`` tensor on ``num_rows``
     nodes."""
@@ -373,6 +400,6 @@ def check_edge_index(edge_index, num_rows: int) -> None:
         what = (f"{list(edge_index.shape)} ({edge_index.dtype})" if isinstance(edge_index, Tensor)
                 else type(edge_index).__name__)
         raise ValueError(f"SemGraphConv: edge_index must be an integer tensor [2, E], got {what}")
-    if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= num_rows):
+    if edge_index.numel() and not _in_range(edge_index, num_rows):
         raise ValueError(f"SemGraphConv: edge_index {list(edge_index.shape)} has node ids "
                          f"outside [0, {num_rows}) for x with {num_rows} nodes")

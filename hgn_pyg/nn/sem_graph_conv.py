@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
-from torch_geometric.utils import softmax, spmm
+from torch_geometric.utils import spmm
 
 from . import _sem_kernels as K
 from ._sem_kernels import ISOLATED, MODES, SPARSE_BACKENDS, EdgeLayout, choose_mode
@@ -118,7 +118,7 @@ class SemGraphConv(MessagePassing):
 
     def attention(self) -> Tensor:
         """Template attention ``S`` per template edge (column order), ``[E]``."""
-        return softmax(self.edge_logits, self.edge_index[1], num_nodes=self.num_nodes)
+        return K.edge_softmax(self.edge_logits, self.edge_index[1], self.num_nodes)
 
     def resolve_mode(self, batch_size: int, device_type: str) -> str:
         """The kernel the template path runs for ``batch_size`` copies on ``device_type``."""
@@ -166,26 +166,27 @@ class SemGraphConv(MessagePassing):
         """Node-major ``xt [N, B, Cin]`` -> ``[N, B, Cout]``; kernels see ``[N, B*C]``."""
         N, B, C = xt.size(0), xt.size(1), self.out_channels
         xt = xt.reshape(N * B, self.in_channels)
-        alpha = softmax(logits, layout.dst, num_nodes=N)
+        alpha = K.edge_softmax(logits, layout.dst, N)
         h1 = (xt @ self.weight[1]).view(N, B * C)
         iso = layout.isolated if layout.isolated.numel() > 0 and self.isolated != "zero" else None
         # h0 = x W0 only reaches self loops and isolated nodes: skip it when there are none
         h0 = (xt @ self.weight[0]).view(N, B * C) if (
             layout.self_pos.numel() > 0 or iso is not None) else None
         off = alpha.index_select(0, layout.off_pos)
+        uniform_in_dense = mode == "dense" and batch is None and self.isolated == "uniform"
+        # the diagonal term S_ii x_i W_0 (and the closed-form uniform rows) first; the products
+        # accumulate into it (one fresh [N, B*C] tensor instead of three)
+        acc = None if h0 is None else K.diagonal_term(alpha, h0, h1, layout, self.isolated, batch,
+                                                      uniform_in_out=uniform_in_dense)
         if mode == "dense":  # uniform rows of one graph go into the dense matrix itself
-            out = K.dense_spmm(layout, off, h1,
-                               iso if self.isolated == "uniform" and batch is None else None)
+            out = K.dense_spmm(layout, off, h1, iso if uniform_in_dense else None, acc)
         elif mode == "sparse" and torch.compiler.is_compiling():  # Dynamo cannot trace adj_t
-            out = K.csr_spmm(off, h1, layout)
+            out = K.csr_spmm(off, h1, layout, acc)
         else:  # "scatter": message() per edge; "sparse": message_and_aggregate() on adj_t
             adj = (torch.stack([layout.col, layout.off_dst]) if mode == "scatter" else
                    K.sparse_adjacency(layout, off, self._use_torch_sparse(xt.device.type)))
             # (a torch.sparse adj_t carries detached values; message_and_aggregate reads alpha)
-            out = self.propagate(adj, x=h1, alpha=off, layout=layout, size=(N, N))
-        if h0 is not None:
-            out = K.add_diagonal(out, alpha, h0, h1, layout, self.isolated, batch,
-                                 uniform_in_out=mode == "dense" and batch is None)
+            out = self.propagate(adj, x=h1, alpha=off, layout=layout, acc=acc, size=(N, N))
         return self._add_bias(out.view(N, B, C))
 
     def _dense(self, xt: Tensor) -> Tensor:
@@ -200,21 +201,31 @@ class SemGraphConv(MessagePassing):
         return self._add_bias(out.view(N, B, self.out_channels))
 
     def _add_bias(self, out: Tensor) -> Tensor:
-        # out of place: an in-place add on a view would cost a CopySlices node in backward
-        return out + self.bias if self.bias is not None else out
+        if self.bias is None:
+            return out
+        # out of place under autograd: an in-place add on this view costs a CopySlices backward
+        return out + self.bias if out.requires_grad else out.add_(self.bias)
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
         """Edge-wise message ``S_ji * h1_j`` of an off-diagonal edge ``j -> i``."""
         return alpha.unsqueeze(-1) * x_j
 
     def message_and_aggregate(self, adj_t, x: Tensor, alpha: Optional[Tensor] = None,
-                              layout: Optional[EdgeLayout] = None) -> Tensor:
-        """Fused ``sum_j S_ji h1_j`` over ``adj_t`` (rows = targets, values = attention). With the
-        layer's ``layout`` a ``torch.sparse`` CSR runs :class:`CsrSpmm` on ``alpha`` (the values
-        with their autograd history; the sparse tensor's own backward would be dense)."""
+                              layout: Optional[EdgeLayout] = None,
+                              acc: Optional[Tensor] = None) -> Tensor:
+        """Fused ``acc + sum_j S_ji h1_j`` over ``adj_t`` (rows = targets, values = attention).
+        With the layer's ``layout`` a ``torch.sparse`` CSR runs :class:`CsrSpmm` on ``alpha``
+        (the values with their autograd history; the sparse tensor's own backward would be
+        dense), accumulating into ``acc`` in place."""
         if layout is not None and alpha is not None and isinstance(adj_t, Tensor):
-            return K.csr_spmm(alpha, x, layout)
-        return spmm(adj_t, x, reduce="sum")
+            return K.csr_spmm(alpha, x, layout, acc, matrix=adj_t)
+        out = spmm(adj_t, x, reduce="sum")
+        return out if acc is None else out.add_(acc)
+
+    def aggregate(self, inputs: Tensor, index: Tensor, ptr: Optional[Tensor] = None,
+                  dim_size: Optional[int] = None, acc: Optional[Tensor] = None) -> Tensor:
+        out = super().aggregate(inputs, index, ptr, dim_size)
+        return out if acc is None else out.add_(acc)
 
     def _use_torch_sparse(self, device_type: str) -> bool:
         if K.SparseStorage is None:
