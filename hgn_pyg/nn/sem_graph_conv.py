@@ -67,7 +67,9 @@ class SemGraphConv(MessagePassing):
         - **input:** ``x [N, Cin]`` or ``[B, N, Cin]``, ``edge_index [2, E]`` (optional for a
           template), ``edge_type [E]`` (required for a typed layer), ``batch [N]`` (optional,
           only read by ``isolated="uniform"``; ``None``: one graph).
-        - **output:** ``x'`` with ``Cout`` channels, same leading shape as ``x``.
+        - **output:** ``x'`` with ``Cout`` channels, same leading shape as ``x`` (for ``[B, N, C]``
+          a node-major view of ``[N, B, Cout]`` memory, which the next layer reads without a
+          copy; ``.contiguous()`` where batch-major memory matters).
     """
 
     _version = 2  # edge_logits follow the template's columns (version 1: sorted (target, source))
