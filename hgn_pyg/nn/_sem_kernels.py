@@ -140,17 +140,21 @@ def dense_attention(logits: Tensor, flat: Tensor, num_nodes: int, isolated_nodes
     return S
 
 
-def dense_conv(x: Tensor, weight: Tensor, S: Tensor, diagonal: bool = True) -> Tensor:
-    """``S_ii x_i W_0 + sum_{j != i} S_ij x_j W_1`` for node-major ``x [N * B, Cin]`` and the
-    attention matrix ``S [N, N]``, as ``[N, B * Cout]``; ``diagonal=False`` when ``S`` has a
-    zero diagonal (``x W_0`` is then never computed)."""
+def dense_conv(x: Tensor, weight: Tensor, S: Tensor, diagonal: bool = True,
+               bias: Optional[Tensor] = None) -> Tensor:
+    """``S_ii x_i W_0 + sum_{j != i} S_ij x_j W_1 + bias`` for node-major ``x [N * B, Cin]`` and
+    the attention matrix ``S [N, N]``, as ``[N, B * Cout]`` (``bias [B * Cout]``: the per-channel
+    bias repeated per copy); ``diagonal=False`` when ``S`` has a zero diagonal (``x W_0`` is
+    then never computed). One fused ``addmm``, no separate bias pass."""
     N = S.size(0)
     h1 = (x @ weight[1]).view(N, -1)
     if not diagonal:
-        return S @ h1
+        return S @ h1 if bias is None else torch.addmm(bias, S, h1)
     diag = S.diagonal()
-    h0 = (x @ weight[0]).view(N, -1)
-    return torch.addmm(diag.unsqueeze(-1) * h0, S - torch.diag_embed(diag), h1)
+    term = diag.unsqueeze(-1) * (x @ weight[0]).view(N, -1)
+    if bias is not None:  # in place on the fresh product (its backward reads only its inputs)
+        term.add_(bias)
+    return torch.addmm(term, S - torch.diag_embed(diag), h1)
 
 
 def dense_spmm(layout: EdgeLayout, values: Tensor, h: Tensor,

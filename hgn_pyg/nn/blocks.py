@@ -9,16 +9,18 @@ from torch.nn import BatchNorm1d, Dropout, Module
 from .sem_graph_conv import SemGraphConv
 
 
-def _batch_norm_nodes(bn: BatchNorm1d, x: Tensor) -> Tensor:
-    """BatchNorm1d over channels for ``[N, C]`` (nodes are samples) or ``[B, N, C]``."""
+def _batch_norm_relu(bn: BatchNorm1d, x: Tensor) -> Tensor:
+    """``ReLU(BatchNorm1d(x))`` over channels for ``[N, C]`` (nodes are samples) or
+    ``[B, N, C]``; the ReLU runs in place on BatchNorm's fresh output (whose backward does not
+    read it), one tensor fewer per block."""
     if x.dim() == 2:
-        return bn(x)
+        return bn(x).relu_()
     # same statistics as bn(x.transpose(1, 2)) (per channel over B and N), without the slow
     # strided BatchNorm of a transposed tensor; a node-major x (SemGraphConv's output) stays so
     if not x.is_contiguous() and x.transpose(0, 1).is_contiguous():
         xt = x.transpose(0, 1)
-        return bn(xt.reshape(-1, x.size(-1))).view(xt.shape).transpose(0, 1)
-    return bn(x.reshape(-1, x.size(-1))).view(x.shape)
+        return bn(xt.reshape(-1, x.size(-1))).relu_().view(xt.shape).transpose(0, 1)
+    return bn(x.reshape(-1, x.size(-1))).relu_().view(x.shape)
 
 
 class GraphConvBlock(Module):
@@ -59,10 +61,10 @@ class GraphConvBlock(Module):
 
     def forward(self, x: Tensor, edge_index=None, edge_type: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None) -> Tensor:
-        x = _batch_norm_nodes(self.bn, self.gconv(x, edge_index, edge_type, batch))
-        if self.dropout is not None:
-            x = self.dropout(x.relu())
-        return x.relu()
+        x = _batch_norm_relu(self.bn, self.gconv(x, edge_index, edge_type, batch))
+        if self.dropout is not None:  # ReLU -> Dropout -> ReLU, the published order
+            x = self.dropout(x).relu_()
+        return x
 
     def __repr__(self) -> str:
         g = self.gconv

@@ -105,13 +105,15 @@ class GraphNonLocal(Module):
         b = xb @ (self.phi.weight.t() @ w_p) + self.phi.bias @ w_p       # [B, N]
         if mask is not None:  # padded nodes j send nothing: ReLU(a_i - inf) = 0
             b = b.masked_fill(~mask, float("-inf"))
-        f = torch.relu(a.unsqueeze(2) + b.unsqueeze(1)) / count         # [B, N, N]
-        y = torch.bmm(f, g)                                               # [B, N, C']
+        f = torch.relu(a.unsqueeze(2) + b.unsqueeze(1))                  # [B, N, N]
+        y = torch.bmm(f, g).div_(count)  # [B, N, C']: the 1/n of f applied to the smaller product
         y = y[mask] if mask is not None else y.reshape(-1, Ci)            # [nodes, C']
         # BatchNorm over channels with nodes as samples: [B*N, C] has the statistics of [B, C, N]
         # and avoids a slow strided (transposed) BatchNorm
-        z = self.bn(self.W(y)).view(x.shape)
-        return x + z
+        z = self.bn(self.W(y))  # fresh, and BatchNorm's backward does not read it: add in place
+        if x.is_contiguous():
+            return z.add_(x.view(-1, self.channels)).view(x.shape)
+        return x + z.view(x.shape)
 
     @staticmethod
     def convert_official_state_dict(state: Dict[str, Tensor], prefix: str = "") -> Dict[str, Tensor]:

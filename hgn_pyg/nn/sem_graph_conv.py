@@ -198,9 +198,10 @@ class SemGraphConv(MessagePassing):
         S = K.dense_attention(self.edge_logits, self._flat, N, self._isolated, self.isolated)
         diagonal = self._self_pos.numel() > 0 or (
             self._isolated.numel() > 0 and self.isolated != "zero")
+        bias = None if self.bias is None else self.bias.repeat(B)  # the [N, B*C] columns
         out = K.dense_conv(xt.reshape(N * B, self.in_channels), self.weight, S.to(xt.dtype),
-                           diagonal)
-        return self._add_bias(out.view(N, B, self.out_channels))
+                           diagonal, bias)
+        return out.view(N, B, self.out_channels)
 
     def _add_bias(self, out: Tensor) -> Tensor:
         if self.bias is None:
