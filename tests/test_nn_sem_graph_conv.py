@@ -68,13 +68,8 @@ def _grads(out, tensors, seed=123):
     return torch.autograd.grad((out * r).sum(), tensors)
 
 
-@pytest.mark.parametrize("isolated", ["uniform", "zero", "self"])
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("batched", [False, True])
-def test_against_dense_reference(mode, isolated, batched):
-    conv = _make(mode, isolated)
-    ei, N = _test_graph()
-    x = torch.randn((3, N, 5) if batched else (N, 5), dtype=torch.float64, requires_grad=True)
+def _check_against_reference(conv, x, ei, N, isolated):
+    """Output and the gradients of every parameter and of ``x`` against ``dense_reference``."""
     out = conv(x)
     params = [conv.weight, conv.edge_logits, conv.bias]
     leaves = [p.detach().clone().requires_grad_() for p in params]
@@ -83,6 +78,16 @@ def test_against_dense_reference(mode, isolated, batched):
     torch.testing.assert_close(out, ref, **F64)
     for got, exp in zip(_grads(out, params + [x]), _grads(ref, leaves + [xr])):
         torch.testing.assert_close(got, exp, **F64)
+
+
+@pytest.mark.parametrize("isolated", ["uniform", "zero", "self"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("batched", [False, True])
+def test_against_dense_reference(mode, isolated, batched):
+    conv = _make(mode, isolated)
+    ei, N = _test_graph()
+    x = torch.randn((3, N, 5) if batched else (N, 5), dtype=torch.float64, requires_grad=True)
+    _check_against_reference(conv, x, ei, N, isolated)
 
 
 @pytest.mark.parametrize("isolated", ["uniform", "zero", "self"])
@@ -94,14 +99,7 @@ def test_graph_without_self_loops(mode, isolated):
     ei, N = torch.tensor(pairs).t(), 5
     conv = _make(mode, isolated, graph=(ei, N))
     x = torch.randn(2, N, 5, dtype=torch.float64, requires_grad=True)
-    out = conv(x)
-    params = [conv.weight, conv.edge_logits, conv.bias]
-    leaves = [p.detach().clone().requires_grad_() for p in params]
-    xr = x.detach().clone().requires_grad_()
-    ref = dense_reference(xr, *leaves, ei, N, isolated)
-    torch.testing.assert_close(out, ref, **F64)
-    for got, exp in zip(_grads(out, params + [x]), _grads(ref, leaves + [xr])):
-        torch.testing.assert_close(got, exp, **F64)
+    _check_against_reference(conv, x, ei, N, isolated)
 
 
 @pytest.mark.parametrize("block", [1, 7, 64, 1 << 16])
