@@ -157,3 +157,20 @@ def test_typed_residual_block_on_pyg_batch_equals_each_graph():
         g_logits += gl
     torch.testing.assert_close(got[1], g_logits, atol=1e-5, rtol=1e-5)
     assert "edge_types=13" in repr(block)
+
+
+def test_graph_conv_block_backward_in_eval_mode():
+    """Gradients through a block in eval mode (e.g. for attributions): the in-place ReLU on
+    BatchNorm's output must not invalidate anything autograd saved, with and without dropout."""
+    for dropout in (None, 0.5):
+        torch.manual_seed(0)
+        block = GraphConvBlock(3, 8, EI, N, dropout=dropout).double().eval()
+        x = torch.randn(2, N, 3, dtype=torch.float64, requires_grad=True)
+        out = block(x)
+        (gx,) = torch.autograd.grad(out.square().sum(), x)
+        h = block.gconv(x)
+        ref = F.relu(F.batch_norm(h.transpose(1, 2), block.bn.running_mean, block.bn.running_var,
+                                  block.bn.weight, block.bn.bias).transpose(1, 2))
+        (gref,) = torch.autograd.grad(ref.square().sum(), x)
+        torch.testing.assert_close(out, ref, **TOL)
+        torch.testing.assert_close(gx, gref, **TOL)

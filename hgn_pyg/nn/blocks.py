@@ -62,9 +62,9 @@ class GraphConvBlock(Module):
     def forward(self, x: Tensor, edge_index=None, edge_type: Optional[Tensor] = None,
                 batch: Optional[Tensor] = None) -> Tensor:
         x = _batch_norm_relu(self.bn, self.gconv(x, edge_index, edge_type, batch))
-        if self.dropout is not None:  # ReLU -> Dropout -> ReLU, the published order
-            x = self.dropout(x).relu_()
-        return x
+        if self.dropout is not None:  # published: ReLU -> Dropout -> ReLU; the second ReLU is
+            x = self.dropout(x)         # the identity on Dropout's non-negative output (values
+        return x                        # and gradients), so it is not computed
 
     def __repr__(self) -> str:
         g = self.gconv

@@ -227,6 +227,7 @@ class SemGraphConv(MessagePassing):
 
     def aggregate(self, inputs: Tensor, index: Tensor, ptr: Optional[Tensor] = None,
                   dim_size: Optional[int] = None, acc: Optional[Tensor] = None) -> Tensor:
+        """PyG's sum of the messages per target (the ``"scatter"`` kernel), plus ``acc``."""
         out = super().aggregate(inputs, index, ptr, dim_size)
         return out if acc is None else out.add_(acc)
 
