@@ -293,7 +293,8 @@ def test_message_and_aggregate_matches_message():
     alpha = conv.attention().detach()
     src, dst = conv.edge_index
     for h in (torch.randn(N, 6, dtype=torch.float64),):
-        unfused = conv.propagate(conv.edge_index, x=h, alpha=alpha, layout=None, acc=None, size=(N, N))
+        unfused = conv.propagate(conv.edge_index, x=h, alpha=alpha, layout=None, acc=None,
+                                 size=(N, N))
         adj = torch.sparse_coo_tensor(torch.stack([dst, src]), alpha, (N, N),
                                       check_invariants=True).to_sparse_csr()
         fused = conv.propagate(adj, x=h, alpha=None, layout=None, acc=None)  # alpha lives in adj

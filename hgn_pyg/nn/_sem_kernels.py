@@ -3,9 +3,10 @@
 An :class:`EdgeLayout` is a graph's edges sorted by ``(target, source)`` and split into self loops
 and off-diagonal edges; the off-diagonal edges are kept as CSR (rows = targets) together with the
 transposed pattern that the backward pass needs. The off-diagonal sum ``sum_{j != i} S_ij h_j``
-runs as one dense ``[N, N]`` GEMM (:func:`dense_spmm`; for a template graph the whole attention
-matrix comes from one masked row softmax, :func:`dense_attention`), as a CSR product whose backward stays
-sparse (:class:`CsrSpmm`) or through torch_sparse (:func:`sparse_adjacency`).
+runs as one dense ``[N, N]`` GEMM (:func:`dense_spmm`; for a template graph the whole
+attention matrix comes from one masked row softmax, :func:`dense_attention`), as a CSR product
+whose backward stays sparse (:class:`CsrSpmm`) or through torch_sparse
+(:func:`sparse_adjacency`).
 """
 from __future__ import annotations
 
@@ -119,6 +120,12 @@ def edge_softmax(logits: Tensor, dst: Tensor, num_nodes: int) -> Tensor:
 
 
 MASKED_LOGIT = -9e15  # the published mask of a non-edge (docs/published_model.md §2.1)
+
+
+def reads_diagonal(self_pos: Tensor, isolated_nodes: Tensor, isolated: str) -> bool:
+    """Whether any node reads itself (a self loop, or an isolated node under ``"self"`` /
+    ``"uniform"``): only then is ``x W_0`` computed."""
+    return self_pos.numel() > 0 or (isolated_nodes.numel() > 0 and isolated != "zero")
 
 
 def dense_attention(logits: Tensor, flat: Tensor, num_nodes: int, isolated_nodes: Tensor,
@@ -263,8 +270,9 @@ class CsrSpmm(torch.autograd.Function):
 
 
 # Gathered elements per block of edge_dot. On CPU small blocks stay in cache and reuse the
-# allocator's memory: at 31k edges x 128 channels, blocks of 2^16 elements ran 4.8 ms against 45 ms
-# for one [E, F] gather (benchmarks/README.md, "Second pass on issue 11"); elsewhere one block up to 2^24.
+# allocator's memory: at 31k edges x 128 channels, blocks of 2^16 elements ran 4.8 ms against
+# 45 ms for one [E, F] gather (benchmarks/README.md, "Second pass on issue 11"); elsewhere one
+# block of up to 2^24.
 EDGE_DOT_BLOCK_CPU = 1 << 16
 EDGE_DOT_BLOCK = 1 << 24
 

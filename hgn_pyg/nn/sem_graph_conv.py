@@ -170,10 +170,9 @@ class SemGraphConv(MessagePassing):
         xt = xt.reshape(N * B, self.in_channels)
         alpha = K.edge_softmax(logits, layout.dst, N)
         h1 = (xt @ self.weight[1]).view(N, B * C)
-        iso = layout.isolated if layout.isolated.numel() > 0 and self.isolated != "zero" else None
         # h0 = x W0 only reaches self loops and isolated nodes: skip it when there are none
-        h0 = (xt @ self.weight[0]).view(N, B * C) if (
-            layout.self_pos.numel() > 0 or iso is not None) else None
+        h0 = (xt @ self.weight[0]).view(N, B * C) if K.reads_diagonal(
+            layout.self_pos, layout.isolated, self.isolated) else None
         off = alpha.index_select(0, layout.off_pos)
         uniform_in_dense = mode == "dense" and batch is None and self.isolated == "uniform"
         # the diagonal term S_ii x_i W_0 (and the closed-form uniform rows) first; the products
@@ -181,7 +180,7 @@ class SemGraphConv(MessagePassing):
         acc = None if h0 is None else K.diagonal_term(alpha, h0, h1, layout, self.isolated, batch,
                                                       uniform_in_out=uniform_in_dense)
         if mode == "dense":  # uniform rows of one graph go into the dense matrix itself
-            out = K.dense_spmm(layout, off, h1, iso if uniform_in_dense else None, acc)
+            out = K.dense_spmm(layout, off, h1, layout.isolated if uniform_in_dense else None, acc)
         elif mode == "sparse" and torch.compiler.is_compiling():  # Dynamo cannot trace adj_t
             out = K.csr_spmm(off, h1, layout, acc)
         else:  # "scatter": message() per edge; "sparse": message_and_aggregate() on adj_t
@@ -196,8 +195,7 @@ class SemGraphConv(MessagePassing):
         ``[N, B, Cout]``."""
         N, B = xt.size(0), xt.size(1)
         S = K.dense_attention(self.edge_logits, self._flat, N, self._isolated, self.isolated)
-        diagonal = self._self_pos.numel() > 0 or (
-            self._isolated.numel() > 0 and self.isolated != "zero")
+        diagonal = K.reads_diagonal(self._self_pos, self._isolated, self.isolated)
         bias = None if self.bias is None else self.bias.repeat(B)  # the [N, B*C] columns
         out = K.dense_conv(xt.reshape(N * B, self.in_channels), self.weight, S.to(xt.dtype),
                            diagonal, bias)
