@@ -1,13 +1,20 @@
-"""The documentation's relative links resolve, and the README stays a front door.
+"""The documentation's relative links resolve, what it names exists, and the README stays a front door.
 
 Every relative link ``[text](path)`` / ``[text](path#anchor)`` / ``[text](#anchor)`` in README.md,
 CHANGELOG.md, docs/*.md, benchmarks/README.md and datasets/README.md must name an existing file
 or folder, and an ``#anchor`` into a markdown file must be one of its headings' GitHub anchors.
 Links inside code blocks and inline code are not links and are skipped; ``http(s)://`` and
 ``mailto:`` links are not checked (no network in tests).
+
+The same pages (less CHANGELOG.md, which names what used to be) may only name repository files
+that exist (``hgn_pyg/...py``, ``tests/...py``, ``configs/...yaml``, ...), tests that exist
+(``tests/x.py::test_name``: the file defines ``test_name``) and ``hgn_pyg.`` modules and attributes
+that import, so moving a module or renaming a test fails here until the docs follow.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 from pathlib import Path
 from typing import Dict, List, Set
@@ -115,6 +122,79 @@ def broken_links(text: str, base_dir: Path, name: str = "<text>") -> List[str]:
             if anchor not in anchors:
                 problems.append(f"{where}: no heading with anchor #{anchor}")
     return problems
+
+
+_PATH_REF = re.compile(r"(?<![\w/.])((?:hgn_pyg|benchmarks|tests|configs|scripts|examples|datasets)/[\w./-]+"
+                       r"\.(?:py|yaml|sh|md|png|json))")
+_TEST_REF = re.compile(r"(?<![\w/.])(tests/[\w/]+\.py)::(\w+)")
+_MODULE_REF = re.compile(r"(?<![\w.])(hgn_pyg(?:\.\w+)+)")
+#: file names used as examples in the text, not as references to the repository
+EXAMPLE_PATHS = {"configs/x.yaml"}
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``a.b.c`` is a module of ours, or an attribute of the longest module prefix."""
+    parts = dotted.split(".")
+    for k in range(len(parts), 0, -1):
+        module = ".".join(parts[:k])
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            continue
+        obj = importlib.import_module(module)
+        for attr in parts[k:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def missing_references(text: str, root: Path, name: str = "<text>") -> List[str]:
+    """One message per repository file, test or ``hgn_pyg.`` name in ``text`` that does not exist."""
+    problems: List[str] = []
+    for m in _TEST_REF.finditer(text):
+        path = root / m.group(1)
+        if not path.is_file():
+            problems.append(f"{name}: {m.group(0)}: {m.group(1)} does not exist")
+        elif not re.search(rf"def {m.group(2)}\b", path.read_text(encoding="utf-8")):
+            problems.append(f"{name}: {m.group(0)}: no test {m.group(2)} in {m.group(1)}")
+    for m in _PATH_REF.finditer(text):
+        if m.group(1) not in EXAMPLE_PATHS and not (root / m.group(1)).exists():
+            problems.append(f"{name}: {m.group(1)} does not exist")
+    for dotted in sorted(set(m.group(1) for m in _MODULE_REF.finditer(text))):
+        if not _resolves(dotted):
+            problems.append(f"{name}: {dotted} is neither a module nor an attribute")
+    return problems
+
+
+@pytest.mark.parametrize("path", [p for p in doc_files() if p.name != "CHANGELOG.md"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_named_files_tests_and_modules_exist(path):
+    problems = missing_references(path.read_text(encoding="utf-8"), ROOT, str(path.relative_to(ROOT)))
+    assert not problems, "the docs name what does not exist:\n" + "\n".join(problems)
+
+
+def test_reference_checker_finds_what_is_missing(tmp_path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("def test_there():\n    pass\n")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "ok.yaml").write_text("A: 1\n")
+    text = ("`tests/test_a.py::test_there` `tests/test_a.py::test_gone` `tests/test_b.py::test_there` "
+            "`configs/ok.yaml` `configs/gone.yaml` `configs/x.yaml` "
+            "`hgn_pyg.nn.SemGraphConv` `python -m hgn_pyg.data.synthetic` `hgn_pyg.nn.NoSuchLayer` "
+            "`hgn_pyg.no_such_module`")
+    problems = missing_references(text, tmp_path, "t.md")
+    assert sorted(problems) == sorted([
+        "t.md: tests/test_a.py::test_gone: no test test_gone in tests/test_a.py",
+        "t.md: tests/test_b.py::test_there: tests/test_b.py does not exist",
+        "t.md: tests/test_b.py does not exist",
+        "t.md: configs/gone.yaml does not exist",
+        "t.md: hgn_pyg.nn.NoSuchLayer is neither a module nor an attribute",
+        "t.md: hgn_pyg.no_such_module is neither a module nor an attribute",
+    ]), problems
 
 
 @pytest.mark.parametrize("path", doc_files(), ids=lambda p: str(p.relative_to(ROOT)))
