@@ -123,9 +123,12 @@ class SemGraphConv(MessagePassing):
         return K.edge_softmax(self.edge_logits, self.edge_index[1], self.num_nodes)
 
     def resolve_mode(self, batch_size: int, device_type: str) -> str:
-        """The kernel the template path runs for ``batch_size`` copies on ``device_type``."""
+        """The kernel the template path runs for ``batch_size`` copies on ``device_type`` (a
+        symbolic batch size, while exporting with a dynamic batch, takes the large-batch rule)."""
         if self.mode != "auto":
             return self.mode
+        if isinstance(batch_size, torch.SymInt):
+            batch_size = None
         return choose_mode(self.num_nodes, batch_size, device_type)
 
     def forward(self, x: Tensor, edge_index=None, edge_type: Optional[Tensor] = None,
@@ -134,41 +137,112 @@ class SemGraphConv(MessagePassing):
             raise ValueError(f"SemGraphConv: expected x [N, {self.in_channels}] or "
                              f"[B, N, {self.in_channels}], got {list(x.shape)}")
         rows = x.size(-2)
+        if edge_type is None and self.num_nodes is None and K.is_typed_adjacency(edge_index):
+            edge_index, edge_type = K.typed_edges(edge_index, rows)  # adj_t valued by type
+        if edge_type is None and self.num_nodes is not None and self.explain:
+            # the explainer's mask is over the caller's edges: run them as typed edges
+            edge_index, edge_type, batch = self._template_edges(edge_index, rows, batch)
         if edge_type is not None or self.num_nodes is None:
-            layout, types = K.typed_layout(edge_index, edge_type, rows, self.num_edge_types,
-                                           transpose=torch.is_grad_enabled())
-            logits = self.edge_logits.index_select(0, types)
-            mode = "sparse" if self.mode == "auto" else self.mode
-            xt = x.unsqueeze(1) if x.dim() == 2 else x.transpose(0, 1)   # node-major [N, B, C]
-            out = self._convolve(xt, layout, logits, mode, batch)
-            out = out.squeeze(1) if x.dim() == 2 else out.transpose(0, 1)
+            return self._typed(x, edge_index, edge_type, batch)
+        N = self.num_nodes
+        if torch.compiler.is_compiling():  # topology checks read values: not while tracing
+            torch._check(rows % N == 0, lambda: "SemGraphConv: x rows not a multiple of num_nodes")
+        elif edge_index is None or edge_index is self.edge_index:
+            if rows != N:
+                raise ValueError(
+                    f"SemGraphConv: x has {rows} nodes along dim -2 but the layer was built "
+                    f"for num_nodes={N}; for a PyG batch of copies pass its edge_index, for "
+                    f"other graphs edge_index and edge_type")
         else:
-            N = self.num_nodes
-            if edge_index is None or edge_index is self.edge_index:
-                if rows != N:
-                    raise ValueError(
-                        f"SemGraphConv: x has {rows} nodes along dim -2 but the layer was built "
-                        f"for num_nodes={N}; for a PyG batch of copies pass its edge_index, for "
-                        f"other graphs edge_index and edge_type")
-            else:
-                K.count_copies(self.edge_index, N, edge_index, rows)
-            xb = x.reshape(-1, N, self.in_channels)  # copies of the template, [B', N, C]
-            mode = self.resolve_mode(xb.size(0), x.device.type)
-            if mode == "dense":
-                out = self._dense(xb.transpose(0, 1))
-            else:
-                layout = EdgeLayout(N, *(getattr(self, f"_{f}") for f in EdgeLayout._fields[1:]))
-                logits = self.edge_logits if self._perm is None else self.edge_logits[self._perm]
-                out = self._convolve(xb.transpose(0, 1), layout, logits, mode, None)
-            out = out.transpose(0, 1).reshape(*x.shape[:-1], self.out_channels)
-        return out
+            K.count_copies(self.edge_index, N, edge_index, rows)
+        xb = x.reshape(-1, N, self.in_channels)  # copies of the template, [B', N, C]
+        mode = self.resolve_mode(xb.size(0), x.device.type)
+        if mode == "sparse" and torch.compiler.is_compiling():
+            mode = "scatter"  # Dynamo does not trace torch.sparse construction: index_add
+        if mode == "dense":
+            out = self._dense(xb.transpose(0, 1))
+        else:
+            layout = EdgeLayout(N, *(getattr(self, f"_{f}") for f in EdgeLayout._fields[1:]))
+            logits = self.edge_logits if self._perm is None else self.edge_logits[self._perm]
+            out = self._convolve(xb.transpose(0, 1), layout, logits, mode, None)
+        return out.transpose(0, 1).reshape(*x.shape[:-1], self.out_channels)
+
+    def _typed(self, x: Tensor, edge_index, edge_type: Tensor, batch: Optional[Tensor]) -> Tensor:
+        """The typed path: edges ``edge_index`` of types ``edge_type`` on the rows of ``x``."""
+        rows = x.size(-2)
+        xt = x.unsqueeze(1) if x.dim() == 2 else x.transpose(0, 1)   # node-major [N, B, C]
+        if torch.compiler.is_compiling():  # no data-dependent shapes, no host synchronisation
+            K.check_edge_index(edge_index, rows)
+            K.check_edge_type(edge_index, edge_type, self.num_edge_types)
+            out = self._convolve_traced(xt, edge_index, edge_type.long(), batch)
+        else:
+            layout, types, perm = K.typed_layout(edge_index, edge_type, rows, self.num_edge_types,
+                                                 transpose=torch.is_grad_enabled())
+            logits = self.edge_logits.index_select(0, types)
+            mask = self._explain_mask(edge_type.numel())
+            if mask is not None and perm is not None:
+                mask = mask.index_select(0, perm)
+            mode = "sparse" if self.mode == "auto" else self.mode
+            if (mode == "sparse" and x.device.type == "cpu"
+                    and x.dtype in (torch.float16, torch.bfloat16)):
+                mode = "scatter"  # no half-precision CSR product on CPU
+            out = self._convolve(xt, layout, logits, mode, batch, mask)
+        return out.squeeze(1) if x.dim() == 2 else out.transpose(0, 1)
+
+    def _convolve_traced(self, xt: Tensor, edge_index: Tensor, edge_type: Tensor,
+                         batch: Optional[Tensor]) -> Tensor:
+        """:meth:`_convolve` for ``torch.compile`` / ``torch.export`` (:func:`traced_conv`)."""
+        N, B, C = xt.size(0), xt.size(1), self.out_channels
+        src, dst = edge_index[0].long(), edge_index[1].long()
+        alpha = K.edge_softmax(self.edge_logits.index_select(0, edge_type), dst, N)
+        mask = self._explain_mask(edge_type.numel())
+        if mask is not None:
+            alpha = alpha * mask
+        x2 = xt.reshape(N * B, self.in_channels)
+        h0, h1 = (x2 @ self.weight[0]).view(N, B * C), (x2 @ self.weight[1]).view(N, B * C)
+        out = K.traced_conv(alpha, src, dst, h0, h1, self.isolated, batch)
+        out = out.view(N, B, C)
+        return out if self.bias is None else out + self.bias
+
+    def _template_edges(self, edge_index, rows: int, batch: Optional[Tensor]):
+        """``(edge_index, edge_type, batch)`` of the template (or of the given batch of its
+        copies) as typed edges, each edge of the type of its template column."""
+        N = self.num_nodes
+        if edge_index is None or edge_index is self.edge_index:
+            return self.edge_index, torch.arange(self.num_edges, device=self.edge_index.device), batch
+        K.count_copies(self.edge_index, N, edge_index, rows)
+        edge_index = K.edge_index_of(edge_index, rows)
+        column = torch.full((N * N,), -1, dtype=torch.long, device=edge_index.device)
+        column[self._flat.to(edge_index.device)] = torch.arange(self.num_edges,
+                                                                device=edge_index.device)
+        types = column[(edge_index[1] % N) * N + edge_index[0] % N]
+        if batch is None:
+            batch = torch.arange(rows, device=edge_index.device) // N
+        return edge_index, types, batch
+
+    def _explain_mask(self, num_edges: int) -> Optional[Tensor]:
+        """PyG's explainer mask over the caller's ``num_edges`` edges (``None`` unless
+        ``self.explain``); sigmoid applied as ``self._apply_sigmoid`` says. This layer adds no
+        self loops (the caller's self loops are edges), so ``_loop_mask`` is never needed."""
+        if not self.explain:
+            return None
+        mask = self._edge_mask
+        if mask is None:
+            raise ValueError("SemGraphConv: explain is set but no _edge_mask was given")
+        if mask.numel() != num_edges:
+            raise ValueError(f"SemGraphConv: the edge mask has {mask.numel()} entries for "
+                             f"{num_edges} edges (the caller's edges, self loops included)")
+        return mask.sigmoid() if self._apply_sigmoid else mask
 
     def _convolve(self, xt: Tensor, layout: EdgeLayout, logits: Tensor, mode: str,
-                  batch: Optional[Tensor]) -> Tensor:
-        """Node-major ``xt [N, B, Cin]`` -> ``[N, B, Cout]``; kernels see ``[N, B*C]``."""
+                  batch: Optional[Tensor], mask: Optional[Tensor] = None) -> Tensor:
+        """Node-major ``xt [N, B, Cin]`` -> ``[N, B, Cout]``; kernels see ``[N, B*C]``;
+        ``mask`` (the explainer's, in the layout's edge order) scales the attention."""
         N, B, C = xt.size(0), xt.size(1), self.out_channels
         xt = xt.reshape(N * B, self.in_channels)
         alpha = K.edge_softmax(logits, layout.dst, N)
+        if mask is not None:
+            alpha = alpha * mask.to(alpha.dtype)
         h1 = (xt @ self.weight[1]).view(N, B * C)
         # h0 = x W0 only reaches self loops and isolated nodes: skip it when there are none
         h0 = (xt @ self.weight[0]).view(N, B * C) if K.reads_diagonal(
@@ -181,7 +255,7 @@ class SemGraphConv(MessagePassing):
                                                       uniform_in_out=uniform_in_dense)
         if mode == "dense":  # uniform rows of one graph go into the dense matrix itself
             out = K.dense_spmm(layout, off, h1, layout.isolated if uniform_in_dense else None, acc)
-        elif mode == "sparse" and torch.compiler.is_compiling():  # Dynamo cannot trace adj_t
+        elif mode == "sparse" and self.explain:  # propagate does not fuse while explaining
             out = K.csr_spmm(off, h1, layout, acc)
         else:  # "scatter": message() per edge; "sparse": message_and_aggregate() on adj_t
             adj = (torch.stack([layout.col, layout.off_dst]) if mode == "scatter" else
@@ -206,6 +280,11 @@ class SemGraphConv(MessagePassing):
             return out
         # out of place under autograd: an in-place add on this view costs a CopySlices backward
         return out + self.bias if out.requires_grad else out.add_(self.bias)
+
+    def explain_message(self, inputs: Tensor, dim_size: Optional[int]) -> Tensor:
+        """The explainer's edge mask already scales the attention of the caller's edges (in
+        :meth:`forward`, every kernel): messages pass unchanged."""
+        return inputs
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
         """Edge-wise message ``S_ji * h1_j`` of an off-diagonal edge ``j -> i``."""
