@@ -13,6 +13,8 @@ from torch_geometric.utils import spmm
 from . import _sem_kernels as K
 from ._sem_kernels import ISOLATED, MODES, SPARSE_BACKENDS, EdgeLayout, choose_mode
 
+HALF = (torch.float16, torch.bfloat16)
+
 __all__ = ["SemGraphConv", "choose_mode", "MODES", "ISOLATED", "SPARSE_BACKENDS"]
 
 
@@ -183,9 +185,6 @@ class SemGraphConv(MessagePassing):
             if mask is not None and perm is not None:
                 mask = mask.index_select(0, perm)
             mode = "sparse" if self.mode == "auto" else self.mode
-            if (mode == "sparse" and x.device.type == "cpu"
-                    and x.dtype in (torch.float16, torch.bfloat16)):
-                mode = "scatter"  # no half-precision CSR product on CPU
             out = self._convolve(xt, layout, logits, mode, batch, mask)
         return out.squeeze(1) if x.dim() == 2 else out.transpose(0, 1)
 
@@ -239,6 +238,8 @@ class SemGraphConv(MessagePassing):
         """Node-major ``xt [N, B, Cin]`` -> ``[N, B, Cout]``; kernels see ``[N, B*C]``;
         ``mask`` (the explainer's, in the layout's edge order) scales the attention."""
         N, B, C = xt.size(0), xt.size(1), self.out_channels
+        if mode == "sparse" and xt.device.type == "cpu" and xt.dtype in HALF:
+            mode = "scatter"  # torch has no half-precision CSR product on CPU
         xt = xt.reshape(N * B, self.in_channels)
         alpha = K.edge_softmax(logits, layout.dst, N)
         if mask is not None:
