@@ -433,21 +433,23 @@ def count_copies(template: Tensor, N: int, adj, num_rows: int) -> int:
     return copies
 
 
-def _edges_of(adj, num_rows: int) -> Tuple[Tensor, Tensor, str]:
-    """(source, target, description) of a topology argument given to ``forward``."""
+def _edges_of(adj, num_rows) -> Tuple[Tensor, Tensor, str]:
+    """(source, target, description) of a topology argument given to ``forward``;
+    ``num_rows``: ``N`` (square) or ``(targets, sources)`` of an ``adj_t``."""
+    shape = (num_rows, num_rows) if isinstance(num_rows, int) else tuple(num_rows)
     if SparseTensor is not None and isinstance(adj, SparseTensor):
-        if adj.sparse_sizes() != (num_rows, num_rows):
+        if adj.sparse_sizes() != shape:
             raise ValueError(f"SemGraphConv: SparseTensor of size {tuple(adj.sparse_sizes())} "
                              f"does not match x with {num_rows} nodes")
         dst, src, _ = adj.coo()
         return src, dst, f"SparseTensor {tuple(adj.sparse_sizes())}"
     if isinstance(adj, Tensor) and adj.layout != torch.strided:
-        if tuple(adj.shape[:2]) != (num_rows, num_rows):
+        if tuple(adj.shape[:2]) != shape:
             raise ValueError(f"SemGraphConv: sparse adjacency of size {tuple(adj.shape)} does "
                              f"not match x with {num_rows} nodes")
         dst, src = adj.to_sparse_coo().coalesce().indices()
         return src, dst, f"torch.sparse {tuple(adj.shape)} ({adj.layout})"
-    check_edge_index(adj, num_rows)
+    check_edge_index(adj, max(shape))
     return adj[0].long(), adj[1].long(), f"edge_index {list(adj.shape)}"
 
 
@@ -461,9 +463,9 @@ def is_typed_adjacency(adj) -> bool:
             and not adj.dtype.is_floating_point and adj.dtype != torch.bool)
 
 
-def typed_edges(adj, num_rows: int) -> Tuple[Tensor, Tensor]:
+def typed_edges(adj, num_rows) -> Tuple[Tensor, Tensor]:
     """``(edge_index [2, E], edge_type [E])`` of a typed ``adj_t`` (rows = targets, values =
-    edge types), in its row-major order."""
+    edge types), in its row-major order; ``num_rows``: ``N`` or ``(targets, sources)``."""
     src, dst, _ = _edges_of(adj, num_rows)
     if SparseTensor is not None and isinstance(adj, SparseTensor):
         types = adj.storage.value()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -133,8 +133,14 @@ class SemGraphConv(MessagePassing):
             batch_size = None
         return choose_mode(self.num_nodes, batch_size, device_type)
 
-    def forward(self, x: Tensor, edge_index=None, edge_type: Optional[Tensor] = None,
-                batch: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]], edge_index=None,
+                edge_type: Optional[Tensor] = None, batch: Optional[Tensor] = None,
+                size: Optional[Tuple[int, int]] = None) -> Tensor:
+        if isinstance(x, (tuple, list)):
+            return self._bipartite(x, edge_index, edge_type, batch, size)
+        if size is not None and tuple(size) != (x.size(-2), x.size(-2)):
+            raise ValueError(f"SemGraphConv: size={tuple(size)} needs x = (x_src, x_dst); one x "
+                             f"has {x.size(-2)} nodes for sources and targets")
         if x.dim() not in (2, 3) or x.size(-1) != self.in_channels:
             raise ValueError(f"SemGraphConv: expected x [N, {self.in_channels}] or "
                              f"[B, N, {self.in_channels}], got {list(x.shape)}")
@@ -168,6 +174,40 @@ class SemGraphConv(MessagePassing):
             logits = self.edge_logits if self._perm is None else self.edge_logits[self._perm]
             out = self._convolve(xb.transpose(0, 1), layout, logits, mode, None)
         return out.transpose(0, 1).reshape(*x.shape[:-1], self.out_channels)
+
+    def _bipartite(self, x, edge_index, edge_type: Optional[Tensor], batch: Optional[Tensor],
+                   size: Optional[Tuple[int, int]]) -> Tensor:
+        """``x = (x_src, x_dst)``: edges ``j -> i`` from ``x_src``'s nodes to ``x_dst``'s, every
+        one a message ``S_ji x_src_j W_1`` (no edge is a self loop: the node sets differ);
+        ``x_dst`` enters through :math:`W_0` by the ``isolated`` rule (``"self"``). Computed as
+        the typed path on the graph of both node sets (sources first), whose target rows are
+        returned; ``size = (N_src, N_dst)`` is checked against them."""
+        if len(x) != 2 or not all(isinstance(t, Tensor) for t in x):
+            raise ValueError("SemGraphConv: a bipartite x must be a pair (x_src, x_dst) of tensors")
+        x_src, x_dst = x
+        n_src, n_dst = x_src.size(-2), x_dst.size(-2)
+        if x_src.shape[:-2] != x_dst.shape[:-2] or x_src.size(-1) != x_dst.size(-1):
+            raise ValueError(f"SemGraphConv: x_src {list(x_src.shape)} and x_dst "
+                             f"{list(x_dst.shape)} must share the batch and channel dimensions")
+        if size is not None and tuple(size) != (n_src, n_dst):
+            raise ValueError(f"SemGraphConv: size={tuple(size)} does not match x_src with "
+                             f"{n_src} and x_dst with {n_dst} nodes")
+        if self.isolated == "uniform" or batch is not None:
+            raise ValueError("SemGraphConv: a bipartite call (x_src, x_dst) takes isolated="
+                             "'zero' or 'self' and no batch (no graph of x_dst's own to average)")
+        if edge_type is None and K.is_typed_adjacency(edge_index):
+            edge_index, edge_type = K.typed_edges(edge_index, (n_dst, n_src))
+        if edge_type is None:
+            raise ValueError("SemGraphConv: a bipartite call needs edge_type (or a typed adj_t)")
+        K.check_edge_index(edge_index, max(n_src, n_dst))
+        src, dst = edge_index[0].long(), edge_index[1].long()
+        if not torch.compiler.is_compiling() and src.numel():
+            if int(src.max()) >= n_src or int(dst.max()) >= n_dst:
+                raise ValueError(f"SemGraphConv: edge_index has sources >= {n_src} or targets "
+                                 f">= {n_dst} (x_src, x_dst nodes)")
+        both = torch.stack([src, dst + n_src])  # one graph: sources first, no self loop
+        out = self._typed(torch.cat([x_src, x_dst], dim=-2), both, edge_type, None)
+        return out.narrow(-2, n_src, n_dst)
 
     def _typed(self, x: Tensor, edge_index, edge_type: Tensor, batch: Optional[Tensor]) -> Tensor:
         """The typed path: edges ``edge_index`` of types ``edge_type`` on the rows of ``x``."""
