@@ -182,3 +182,26 @@ def test_legacy_onnx_export_template_dense(tmp_path):
     x = torch.randn(5, N, 5)
     got = torch.from_numpy(sess.run(None, {"x": x.numpy()})[0])
     torch.testing.assert_close(got, conv(x).detach().contiguous(), atol=1e-5, rtol=1e-5)
+
+
+def test_hgn_compiles_fullgraph_and_exports_with_dynamic_batch():
+    """The layers inside HGN (the test hierarchy) trace as one graph, and torch.export with a
+    dynamic batch runs at other batch sizes equal to eager (eval mode, 1e-5)."""
+    from torch.export import Dim
+
+    from hgn_pyg.models import HGN
+    from test_models_hgn import HIDDEN, LEVELS, icosphere, mesh_hierarchy, skeleton_graph
+
+    verts, faces = icosphere(4)
+    model = HGN(skeleton_graph("h36m"), mesh_hierarchy(faces, len(verts), levels=7),
+                mesh_levels=LEVELS, hidden_channels=HIDDEN).eval()
+    x = torch.randn(4, 17, 2)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(model)(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    ep = torch.export.export(model, (x,), dynamic_shapes=({0: Dim("B", min=1)},))
+    for B in (1, 33):
+        xx = torch.randn(B, 17, 2)
+        got, ref = ep.module()(xx), model(xx)
+        for a, b in zip((got.joints, *got.meshes), (ref.joints, *ref.meshes)):
+            torch.testing.assert_close(a, b, **F32)
