@@ -179,3 +179,15 @@ def test_explainer_on_template_layers():
     explanation = explainer(torch.randn(N, 5), ei)
     assert explanation.edge_mask.shape == (ei.size(1),)
     assert torch.isfinite(explanation.edge_mask).all()
+
+
+def test_mask_convention_is_gatconv_s():
+    """The same harness on PyG's GATConv (no added self loops) gives the same rule: zeroing an
+    edge's mask changes exactly its target's row; so SemGraphConv follows GATConv's convention."""
+    from torch_geometric.nn import GATConv
+
+    ei, N = _test_graph()
+    torch.manual_seed(0)
+    gat = GATConv(5, 4, add_self_loops=False).double()
+    x = torch.randn(N, 5, dtype=torch.float64)
+    _check_one_edge(lambda: gat(x, ei), gat, ei, ei.size(1), N)
