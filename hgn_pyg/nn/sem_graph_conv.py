@@ -65,10 +65,19 @@ class SemGraphConv(MessagePassing):
 
     Parameters: ``weight [2, Cin, Cout]`` (:math:`W_0, W_1`), ``edge_logits [K]``, ``bias``.
 
+    PyG conventions (``docs/pyg_layers_general.md``): the explainer's edge mask scales the
+    attention of the caller's edges (every kernel); ``x = (x_src, x_dst)`` is a bipartite call
+    (every edge a message through :math:`W_1`, :math:`W_0` on ``x_dst`` for targets without
+    edges under ``isolated="self"``), so ``to_hetero`` works; a sparse ``adj_t`` with integer
+    values is typed edges (as ``RGCNConv`` takes them); under ``torch.compile`` /
+    ``torch.export`` the typed path runs a kernel without data-dependent shapes.
+
     Shapes:
-        - **input:** ``x [N, Cin]`` or ``[B, N, Cin]``, ``edge_index [2, E]`` (optional for a
-          template), ``edge_type [E]`` (required for a typed layer), ``batch [N]`` (optional,
-          only read by ``isolated="uniform"``; ``None``: one graph).
+        - **input:** ``x [N, Cin]`` or ``[B, N, Cin]`` (or a pair ``(x_src, x_dst)``),
+          ``edge_index [2, E]`` (optional for a template; also an ``adj_t``),
+          ``edge_type [E]`` (required for a typed layer), ``batch [N]`` (optional,
+          only read by ``isolated="uniform"``; ``None``: one graph), ``size`` ``(N_src, N_dst)``
+          (optional, checked against a bipartite ``x``).
         - **output:** ``x'`` with ``Cout`` channels, same leading shape as ``x`` (for ``[B, N, C]``
           a node-major view of ``[N, B, Cout]`` memory, which the next layer reads without a
           copy; ``.contiguous()`` where batch-major memory matters).
