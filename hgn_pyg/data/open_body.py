@@ -60,6 +60,7 @@ __all__ = [
     "H36M_REFERENCE_BONES_MM",
     "STATIC_JOINTS",
     "build_open_body_model",
+    "design_joints",
     "default_body_model_path",
     "make_open_body_data",
     "check_closed_manifold",
@@ -220,6 +221,12 @@ def _design_joints() -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     nose = _along(J[12], b[(8, 9)], (0.0, 0.87, 0.49))
     head_top = _along(nose, b[(9, 10)], (0.0, 0.97, -0.25))
     return J, nose, head_top
+
+
+def design_joints() -> np.ndarray:
+    """The template's 24 joint centres ``[24, 3]`` (SMPL order, metres, the model's frame with
+    the soles at y = -1.15): the reference skeleton the synthetic motions are checked on."""
+    return _design_joints()[0] + np.array([0.0, _Y_SHIFT, 0.0])
 
 
 # Design joints (same frame), SMPL order; the Human3.6M nose and head-top points.
