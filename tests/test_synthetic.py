@@ -127,12 +127,12 @@ def test_smpl_params_reproduce_joints(root):
         got = torch.einsum("jv,bvc->bjc", H, v).numpy() * 1000.0
         want = np.stack([joints[k] for k in keys])
         assert np.abs(got - want).max() < 1.0  # mm
-        # the body touches the floor (world z up) and is upright, except when it lies down
-        # (SittingDown, action 10, has lying poses)
+        # the body touches the floor (world z up); only SittingDown (action 10) lies down, in
+        # the other actions the head stays above the pelvis but for deep bends (40 cm)
         zmin = v[..., 2].min(dim=1).values.numpy()
         assert np.abs(zmin).max() < 0.02
         upright = np.array([a != 10 for a, _, _ in keys])
-        assert (want[upright, 10, 2] > want[upright, 0, 2]).all()
+        assert (want[upright, 10, 2] > want[upright, 0, 2] - 400.0).all()
         # static joints (spine2, spine3, collars, head) are not rotated
         for j in (6, 9, 13, 14, 15):
             assert torch.abs(pose[:, 3 * j: 3 * j + 3]).max() < 1e-6

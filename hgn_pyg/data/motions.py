@@ -26,19 +26,17 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import DataError
-from .body_model import rigid_transforms
+from .body_model import STATIC_JOINTS, rigid_transforms
 from .open_body import design_joints
 from .smpl_format import SMPL_PARENTS
 
-__all__ = ["CHANNELS", "LIMITS", "KEY_POSES", "ACTION_POSES", "FPS", "STATIC_SMPL_JOINTS",
+__all__ = ["CHANNELS", "LIMITS", "KEY_POSES", "ACTION_POSES", "FPS",
            "pose_vector", "random_pose", "UPPER_CHANNELS", "WALKING_ACTIONS", "pose_rotations", "root_rotation", "action_motion",
            "joint_positions", "body_clearance", "CLEARANCE_M", "coverage", "nearest_key_pose",
            "motion_set_coverage"]
 
 FPS = 50
 _DEG = np.pi / 180.0
-#: SMPL joints the motions never rotate (spine2, spine3, collars, head).
-STATIC_SMPL_JOINTS = (6, 9, 13, 14, 15)
 
 _LEG = ("hip_flex", "hip_abduct", "hip_twist", "knee", "ankle")
 _ARM = ("shoulder_down", "shoulder_forward", "shoulder_horiz", "elbow", "wrist")
@@ -253,7 +251,7 @@ def pose_rotations(poses: np.ndarray) -> np.ndarray:
     (degrees; the root's entry is the identity, see :func:`root_rotation`).
 
     ``R_j = Rx(a_x)·Ry(a_y)·Rz(a_z)`` in the open body's rest frame; the channels map to
-    (joint, axis, sign) as written below; joints :data:`STATIC_SMPL_JOINTS` stay unrotated.
+    (joint, axis, sign) as written below; joints :data:`STATIC_JOINTS` stay unrotated.
     """
     p = np.asarray(poses, dtype=np.float64) * _DEG
     T = p.shape[0]
@@ -278,7 +276,7 @@ def pose_rotations(poses: np.ndarray) -> np.ndarray:
     ang[:, 12, 1] = g("neck_turn")
     ang[:, 12, 2] = -g("neck_tilt")
     R = _rot(0, ang[..., 0]) @ _rot(1, ang[..., 1]) @ _rot(2, ang[..., 2])
-    R[:, [0] + list(STATIC_SMPL_JOINTS)] = np.eye(3)
+    R[:, [0] + list(STATIC_JOINTS)] = np.eye(3)
     return R
 
 
@@ -373,16 +371,21 @@ def _wobble(rng: np.random.Generator, t: np.ndarray, n: int, low=0.1, high=0.5) 
     return np.sin(2 * np.pi * f[:, None, :] * t[None, :, None] + ph[:, None, :]).sum(0) / 1.7
 
 
-def _schedule(keys: List[np.ndarray], t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Hold each key for a while, then move to the next with a minimum-jerk transition."""
-    T = len(t)
-    durations = rng.uniform(0.6, 1.6, len(keys)) * (t[-1] + 1.0 / FPS) / len(keys)
-    start = np.concatenate([[0.0], np.cumsum(durations)[:-1]])
-    out = np.repeat(keys[0][None], T, axis=0)
+#: Fastest a channel turns in a transition between key poses (degrees per second).
+MAX_SPEED_DEG_S = 240.0
+
+
+def _schedule(keys: List[np.ndarray], holds: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Hold each key for ``holds[k]`` seconds, then move to the next with a minimum-jerk
+    transition lasting long enough that no channel turns faster than :data:`MAX_SPEED_DEG_S`
+    on average (at most 1.875 times that at the transition's middle)."""
+    out = np.repeat(keys[0][None], len(t), axis=0)
+    start = holds[0]
     for k in range(1, len(keys)):
-        move = rng.uniform(0.35, 0.6) * durations[k - 1]
-        a = _smooth((t - (start[k] - move)) / move)[:, None]
+        move = max(0.25, float(np.abs(keys[k] - keys[k - 1]).max()) / MAX_SPEED_DEG_S)
+        a = _smooth((t - start) / move)[:, None]
         out = out + a * (keys[k] - keys[k - 1])[None]
+        start += move + holds[k]
     return out
 
 
@@ -453,9 +456,9 @@ def _keyed_poses(action: int, t: np.ndarray, rng: np.random.Generator):
     whole, upper = ACTION_POSES[action]
     mirror = rng.uniform() < 0.35  # left-handed variation
     dur = t[-1] + 1.0 / FPS
-    n_keys = int(np.clip(round(dur / rng.uniform(0.5, 1.0)) + 1, 2, 60))
-    keys, names = [], []
-    for k in range(n_keys):
+    keys, names, holds = [], [], []
+    elapsed = 0.0
+    while elapsed < dur:  # keys until the sequence is over
         name = _pick(whole, rng)
         v = KEY_POSES[name].copy()
         if upper and rng.uniform() < 0.6:
@@ -467,9 +470,14 @@ def _keyed_poses(action: int, t: np.ndarray, rng: np.random.Generator):
             name = "random"
         # per-key variation of every channel (a few degrees) keeps repeats distinct
         v = v + rng.normal(0.0, 4.0, len(CHANNELS)) * (np.abs(v) > 0)
-        keys.append(_mirror(v) if mirror else v)
+        v = _mirror(v) if mirror else v
+        if keys:
+            elapsed += max(0.25, float(np.abs(v - keys[-1]).max()) / MAX_SPEED_DEG_S)
+        holds.append(rng.uniform(0.1, 0.7))
+        elapsed += holds[-1]
+        keys.append(v)
         names.append(name)
-    poses = _schedule(keys, t, rng)
+    poses = _schedule(keys, np.asarray(holds), t)
     poses += 3.0 * _wobble(rng, t, len(CHANNELS))  # idle sway
     if action in WALKING_ACTIONS:
         _walk(poses, t, rng, stride=rng.uniform(0.7, 1.1), cadence=rng.uniform(0.75, 1.0))

@@ -59,10 +59,10 @@ import numpy as np
 
 from ..errors import DataError, HGNError
 from ..io import atomic_write_bytes, atomic_write_text
-from .body_model import PointSkinning, default_body_model_path, load_body_model
+from .body_model import STATIC_JOINTS, PointSkinning, default_body_model_path, load_body_model
 from .camera import project, world_to_camera
 from .h36m_calibration import IMAGE_SIZES, pose2mesh_camera
-from .motions import FPS, STATIC_SMPL_JOINTS, action_motion, pose_rotations, root_rotation
+from .motions import FPS, action_motion, pose_rotations, root_rotation
 from .pose_dataset import ACTIONS
 
 logger = logging.getLogger(__name__)
@@ -394,7 +394,7 @@ def generate(out_dir: Union[str, Path], frames: int = DEFAULT_FRAMES, seed: int 
         "cameras": [1, 2, 3, 4], "betas": manifest_betas,
         "coco_face_vertices": face_vertices(model).tolist(),
         "detected_track": {"file": DETECTED_FILE, "subjects": detected} if detected else None,
-        "static_smpl_joints": list(STATIC_SMPL_JOINTS),
+        "static_smpl_joints": list(STATIC_JOINTS),
         "capture_area": {"centre_m": list(CAPTURE_CENTRE), "half_m": list(CAPTURE_HALF)},
         "key_poses": manifest_keys,
     }
