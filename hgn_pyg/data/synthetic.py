@@ -70,9 +70,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["SYNTHETIC_VERSION", "SUBJECTS", "ACTION_NAMES", "DEFAULT_FRAMES", "FPS",
            "DETECTED_FILE", "DETECTED_SUBJECTS", "COCO_FROM_SMPL", "FACE_POINTS", "generate",
            "make_cameras", "subject_betas", "action_motion", "coco_regressor", "face_vertices",
-           "detected_track", "dataset_identity", "manifest_identity", "main"]
+           "detected_track", "dataset_identity", "manifest_identity", "main", "CAPTURE_CENTRE",
+           "CAPTURE_HALF"]
 
-SYNTHETIC_VERSION = "hgn-synthetic-2.0"  # 2.0: Human3.6M skeleton, cameras and capture area
+SYNTHETIC_VERSION = "hgn-synthetic-2.1"  # 2.x: Human3.6M skeleton, cameras, capture area, key-pose motions
 SUBJECTS = (1, 5, 6, 7, 8, 9, 11)
 #: action_idx (2..16) -> Human3.6M action name (:data:`hgn_pyg.data.pose_dataset.ACTIONS`).
 ACTION_NAMES = {k + 2: name for k, name in enumerate(ACTIONS)}
