@@ -21,7 +21,7 @@ occur); ``docs/real_people_data.md`` states the figures for the default set.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
