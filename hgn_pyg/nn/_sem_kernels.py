@@ -271,7 +271,7 @@ class CsrSpmm(torch.autograd.Function):
 
 # Gathered elements per block of edge_dot. On CPU small blocks stay in cache and reuse the
 # allocator's memory: at 31k edges x 128 channels, blocks of 2^16 elements ran 4.8 ms against
-# 45 ms for one [E, F] gather (benchmarks/README.md, "Second pass on issue 11"); elsewhere one
+# 45 ms for one [E, F] gather (docs/results.md, "Second pass"); elsewhere one
 # block of up to 2^24.
 EDGE_DOT_BLOCK_CPU = 1 << 16
 EDGE_DOT_BLOCK = 1 << 24
