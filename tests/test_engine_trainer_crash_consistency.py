@@ -35,7 +35,7 @@ def prepared(tmp_path_factory):
         "SYNTHETIC.options={actions: [2, 3]}", "DATASET.train_subjects=[1]", "DATASET.test_subjects=[9]",
         "DATASET.train_subsample=1", "DATASET.test_subsample=5", "TRAIN.max_train_samples=64",
         "TEST.max_samples=32", f"TRAIN.end_epoch={EPOCHS}", "TRAIN.lr_step=[2]", "MODEL.hidden_channels=8",
-        "TRAIN.eval_every=1"])
+        "TRAIN.eval_every=1", "TRAIN.lr=0.01"])
     torch.set_num_threads(1)
     run = pipeline.prepare(pipeline.resolve_paths(cfg))
     return run, capture_rng_state(), root
