@@ -42,6 +42,7 @@ from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
 from hgn_pyg.engine.build import load_state, resolve_device, train_mean_pose
 from hgn_pyg.engine.distributed import DistContext
 from hgn_pyg.engine.evaluator import _progress_interval, evaluate, make_loader, mean_pose_baseline, write_vis
+from hgn_pyg.engine.metrics import mpjpe
 from hgn_pyg.engine.optim import make_optimizer, make_scheduler
 from hgn_pyg.engine.plots import plot_history, write_metrics_csv
 from hgn_pyg.engine.training_state import (capture_rng_state, check_training_fields, load_checkpoint,
@@ -303,7 +304,7 @@ class Trainer:
             n = x.shape[0]
             with torch.no_grad():
                 pj = out.joints.detach()
-                e = ((pj - pj[:, :1]) - (joints_gt - joints_gt[:, :1])).norm(dim=-1).mean(-1).sum() * 1000
+                e = mpjpe(pj, joints_gt).sum()
             sums += torch.tensor([n, loss.item() * n, parts["joints"].item() * n, e.item()]
                                  + [parts.get(f"mesh{k}", torch.tensor(0.0)).item() * n for k in range(num_meshes)],
                                  dtype=torch.float64)
