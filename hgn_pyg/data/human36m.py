@@ -42,7 +42,8 @@ from ..errors import DataError
 from . import cache as _cache
 from .camera import normalize_pixels, project, world_to_camera
 from .mesh_targets import SHAPE_LIMIT, camera_meshes, camera_root_pose, mesh_targets
-from .pose_dataset import ACTIONS, NUM_JOINTS, ROOT_JOINT, PoseDataset
+from .actions import ACTION_OFFSET, ACTIONS
+from .pose_dataset import NUM_JOINTS, ROOT_JOINT, PoseDataset
 from .validate import (
     as_array,
     as_int,
@@ -58,8 +59,6 @@ from .validate import (
 
 log = logging.getLogger(__name__)
 
-#: ``action_idx`` of the first action in the annotation files.
-ACTION_OFFSET = 2
 #: Subjects per protocol and split. Protocol 2 is the HGN / docs/published_model.md §4 split.
 PROTOCOL_SUBJECTS: Dict[int, Dict[str, Tuple[int, ...]]] = {
     1: {"train": (1, 5, 6, 7, 8, 9), "test": (11,)},

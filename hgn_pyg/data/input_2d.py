@@ -32,7 +32,13 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from .actions import ACTION_OFFSET, ACTIONS, parse_action
+from .camera import normalize_pixels, project, world_to_camera
+from .human36m import _read_camera, annotation_path
 from .keypoints import DEFAULT_MIN_SCORE, apply_missing_policy
+from .pose_dataset import PoseDataset
+from .validate import as_array, data_error, get_key, read_json
+from .videopose3d import read_npz_dict
 
 __all__ = ["INPUT_JOINT_SETS", "INPUT_FORMATS", "JOINT_FILES", "read_track_2d", "coco_projections", "with_input_2d"]
 
@@ -50,9 +56,6 @@ JOINT_FILES: Dict[str, str] = {"human36": "joint_3d", "coco": "joint_3d_coco"}
 
 def _sequence_names(seqs: Dict[str, Any]) -> Dict[Tuple[int, int], str]:
     """``{(action_idx, subaction_idx): name}`` of one subject's sequences (see module docstring)."""
-    from .human36m import ACTION_OFFSET
-    from .videopose3d import parse_action
-
     by_action: Dict[int, List[str]] = {}
     for name in seqs:
         if str(name).startswith("_"):
@@ -72,13 +75,8 @@ def read_track_2d(path: PathLike, frame_info: np.ndarray,
     Raises :class:`DataError` naming the file and key when a subject, sequence, camera or frame is
     missing or an array has the wrong shape.
     """
-    from .human36m import ACTION_OFFSET
-    from .pose_dataset import ACTIONS
-    from .validate import data_error
-    from .videopose3d import _load_npz_dict
-
     path = Path(path)
-    tracks = _load_npz_dict(path, "positions_2d")["value"]
+    tracks = read_npz_dict(path, "positions_2d")["value"]
     info = np.asarray(frame_info, dtype=np.int64).reshape(-1, 5)
     uv = np.empty((len(info), num_joints, 2))
     score = np.empty((len(info), num_joints))
@@ -128,10 +126,6 @@ def read_track_2d(path: PathLike, frame_info: np.ndarray,
 def coco_projections(root: PathLike, frame_info: np.ndarray) -> np.ndarray:
     """Pixel projections ``[N, 17, 2]`` of the COCO-17 keypoints of ``frame_info``'s frames, read
     from ``root/annotations/Human36M_subject{S}_joint_3d_coco.json`` and the camera files."""
-    from .camera import project, world_to_camera
-    from .human36m import _read_camera, annotation_path
-    from .validate import as_array, get_key, read_json
-
     info = np.asarray(frame_info, dtype=np.int64).reshape(-1, 5)
     out = np.empty((len(info), 17, 2))
     for subject in np.unique(info[:, 0]).tolist():
@@ -163,9 +157,6 @@ def with_input_2d(ds, root: PathLike, input_joint_set: str = "human36",
     ``ds`` must carry ``frame_info [N, 5]`` and ``image_size [N, 2]`` (a
     :class:`~hgn_pyg.data.human36m.Human36M`). Returns ``ds`` itself for the default input.
     """
-    from .camera import normalize_pixels
-    from .pose_dataset import PoseDataset
-
     if input_joint_set not in INPUT_JOINT_SETS:
         raise DataError(f"input joint set {input_joint_set!r}: expected one of {list(INPUT_JOINT_SETS)}")
     if npz_2d is None and input_joint_set == "human36":

@@ -8,14 +8,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DataError
+from .actions import ACTIONS
 
 __all__ = ["ACTIONS", "ROOT_JOINT", "NUM_JOINTS", "PoseDataset"]
 
-#: The 15 Human3.6M actions (docs/published_model.md §4 order); label ``k`` is ``action_idx = k + 2``.
-ACTIONS: Tuple[str, ...] = (
-    "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing", "Purchases", "Sitting",
-    "SittingDown", "Smoking", "Photo", "Waiting", "Walking", "WalkDog", "WalkTogether",
-)
 #: Pelvis index of the 17-joint Human3.6M skeleton.
 ROOT_JOINT = 0
 NUM_JOINTS = 17
