@@ -13,7 +13,7 @@ overrides, one after another; a finished one is reused on the next call):
                    swaps 1 % per pair, missing 1 % per joint; the settings of the detected-like
                    track) and keypoint dropout as ``dropout``
 ``detector_score`` as ``detector`` with the score as a third input channel (``MODEL.in_channels=3``)
-``coco``           COCO-17 input (``DATASET.input_joint_set=coco``; learned input node map)
+``coco``           COCO-17 input (``DATASET.input_joint_set=coco17``; learned input node map)
 =================  ===========================================================================
 
 Test conditions, all on the synthetic S9/S11 test frames (the config's ``test_subsample``):
@@ -65,7 +65,7 @@ RUNS: Dict[str, List[str]] = {
     "dropout": DROPOUT,
     "detector": DETECTOR + DROPOUT,
     "detector_score": DETECTOR + DROPOUT + ["MODEL.in_channels=3"],
-    "coco": ["DATASET.input_joint_set=coco"],
+    "coco": ["DATASET.input_joint_set=coco17"],
 }
 MISSING = (1, 2, 3)
 DETECTED_FILE = "data_2d_h36m_detected.npz"
@@ -121,16 +121,16 @@ def test_sets(cfg: Config, seed: int) -> Dict[str, object]:
         c = config_from_dict(data, source=cfg.source)
         return build.build_dataset(c, "test")
 
-    gt = split(input_joint_set="human36", use_gt_input=True)
+    gt = split(input_joint_set="h36m", use_gt_input=True)
     sets: Dict[str, object] = {"gt": gt, "detected": split(use_gt_input=False, npz_2d=DETECTED_FILE,
-                                                            input_joint_set="human36")}
+                                                            input_joint_set="h36m")}
     base = gt.tensors()["input_2d"]
     for k in MISSING:
         gen = torch.Generator().manual_seed(seed * 1000 + k)
         x, score = drop_keypoints(base, torch.ones(base.shape[:2]), k, 1.0, gen, exact=True)
         filled, missing = apply_missing_policy(x, score, joint_set="h36m")
         sets[f"missing {k}"] = _with_input(gt, filled, torch.where(missing, 0.0, score))
-    coco = split(input_joint_set="coco", use_gt_input=True)
+    coco = split(input_joint_set="coco17", use_gt_input=True)
     sets["coco"] = coco
     mapped, _ = coco_to_h36m(coco.tensors()["input_2d"])
     sets["coco mapped"] = _with_input(coco, mapped, torch.ones(mapped.shape[:2]))

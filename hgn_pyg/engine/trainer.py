@@ -38,7 +38,6 @@ from torch.utils.data import Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from hgn_pyg.data.augment import KeypointAugmentation, model_input
-from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
 from hgn_pyg.engine.build import load_state, resolve_device, train_mean_pose
 from hgn_pyg.engine.distributed import DistContext
 from hgn_pyg.engine.evaluator import _progress_interval, evaluate, make_loader, mean_pose_baseline, write_vis
@@ -155,7 +154,7 @@ class Trainer:
         self.test_loader = make_loader(test_set, cfg.TEST.batch_size, workers, shuffle=cfg.TEST.shuffle,
                                        generator=test_gen)
         self.aug_gen = torch.Generator().manual_seed(seed + 1)
-        self.augment = KeypointAugmentation.from_config(cfg.AUG, INPUT_JOINT_SETS[cfg.DATASET.input_joint_set])
+        self.augment = KeypointAugmentation.from_config(cfg.AUG, cfg.DATASET.input_joint_set)
         self.epoch = t.begin_epoch - 1  # last finished epoch
         self.best_metric = math.inf  # MPJPE_batch_mean of the best epoch
         self.best_epoch = -1
