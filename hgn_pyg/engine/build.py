@@ -30,7 +30,7 @@ from hgn_pyg.data.human36m import Human36M
 from hgn_pyg.data.input_2d import INPUT_FORMATS, with_input_2d
 from hgn_pyg.data.videopose3d import VideoPose3D
 from hgn_pyg.engine.losses import HGNLoss
-from hgn_pyg.errors import CheckpointError, ConfigError, DataError
+from hgn_pyg.errors import ConfigError, DataError
 from hgn_pyg.graphs.hierarchy import GraphHierarchy, mesh_hierarchy
 from hgn_pyg.graphs.skeleton import SKELETONS
 from hgn_pyg.io import file_lock, remove_stale_temps

@@ -1,7 +1,7 @@
 """Detector robustness on the synthetic set: train a few HGN variants, test each on clean and
 corrupted 2D input, and write the README tables.
 
-    python benchmarks/detector_robustness.py --out bench_out/detector [--epochs 5] [--quick]
+    python -m experiments.detector_robustness --out bench_out/detector [--epochs 5] [--quick]
 
 Trainings (``python -m hgn_pyg.train --config configs/hgn_synthetic.yaml`` with ``--set``
 overrides, one after another; a finished one is reused on the next call):
@@ -43,16 +43,14 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from hgn_pyg.config import Config, config_from_dict, load_config  # noqa: E402
-from hgn_pyg.data.augment import drop_keypoints  # noqa: E402
-from hgn_pyg.data.keypoints import apply_missing_policy, coco_to_h36m  # noqa: E402
-from hgn_pyg.data.pose_dataset import PoseDataset  # noqa: E402
-from hgn_pyg.engine import build  # noqa: E402
-from hgn_pyg.engine.training_state import load_checkpoint  # noqa: E402
-from hgn_pyg.engine.evaluator import evaluate, make_loader  # noqa: E402
+from hgn_pyg.config import Config, config_from_dict, load_config
+from hgn_pyg.data.augment import drop_keypoints
+from hgn_pyg.data.keypoints import apply_missing_policy, coco_to_h36m
+from hgn_pyg.data.pose_dataset import PoseDataset
+from hgn_pyg.engine import build
+from hgn_pyg.engine.training_state import load_checkpoint
+from hgn_pyg.engine.evaluator import evaluate, make_loader
 
 log = logging.getLogger("detector_robustness")
 
@@ -250,7 +248,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "runs": {name: RUNS[name] for name in ckpts},
         "train_seconds": {name: (out / "runs" / name / "seconds").read_text().strip()
                           for name in ckpts if (out / "runs" / name / "seconds").is_file()},
-        "command": "python benchmarks/detector_robustness.py " + " ".join(argv if argv is not None
+        "command": "python -m experiments.detector_robustness " + " ".join(argv if argv is not None
                                                                            else sys.argv[1:]),
     }
     (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
