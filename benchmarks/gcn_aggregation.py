@@ -11,12 +11,12 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-from benchmarks.graph_kernels import GraphSpec
+from benchmarks.graph_kernels import Case, GraphSpec
 
 GCN_MODES = ("dense", "torch.sparse", "torch_sparse", "scatter")
 
 
-class GCNAggregationCase:
+class GCNAggregationCase(Case):
     """One (graph, batch, pass) of the ``gcn_aggregation`` benchmark: ``A_hat @ X`` with PyG's
     ``gcn_norm`` weights in every kernel on shared inputs."""
 
@@ -24,17 +24,12 @@ class GCNAggregationCase:
 
     def __init__(self, graph: GraphSpec, batch: int, channels: int, pass_: str, device: torch.device,
                  seed: int = 0):
-        self.graph, self.batch, self.pass_ = graph, batch, pass_
-        self.channels, self.device = channels, device
-        gen = torch.Generator().manual_seed(seed)
-        N, C = graph.num_nodes, channels
-        self.x = torch.randn(N, batch * C, generator=gen).to(device)
-        self.grad_out = torch.randn(N, batch * C, generator=gen).to(device)
+        super().__init__(graph, batch, channels, pass_, device, seed)
+        N = graph.num_nodes
+        self.x = self.random(N, batch * channels)
+        self.grad_out = self.random(N, batch * channels)
         ei, w = gcn_norm(graph.edge_index, None, N, add_self_loops=True)
         self.gcn_edge_index, self.gcn_weight = ei.to(device), w.to(device)
-
-    def auto_choice(self) -> str:
-        return ""
 
     def callable(self, mode: str) -> Callable[[], Tuple[Tensor, ...]]:
         N = self.graph.num_nodes

@@ -89,6 +89,27 @@ def build_graphs(names: Sequence[str] = GRAPH_NAMES) -> List[GraphSpec]:
     return out
 
 
+class Case:
+    """One (graph, batch, pass) of a benchmark on shared random inputs (drawn from ``self.gen``,
+    seeded, in a fixed order). Subclasses set :attr:`benchmark` and build ``callable(mode)``;
+    :meth:`auto_choice` names the kernel ``auto`` runs (empty: the benchmark has no ``auto``)."""
+
+    benchmark = ""
+
+    def __init__(self, graph: GraphSpec, batch: int, channels: int, pass_: str, device: torch.device,
+                 seed: int = 0):
+        self.graph, self.batch, self.pass_ = graph, batch, pass_
+        self.channels, self.device = channels, device
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def random(self, *shape: int) -> Tensor:
+        """The next standard-normal draw of ``shape`` from :attr:`gen`, on the case's device."""
+        return torch.randn(*shape, generator=self.gen).to(self.device)
+
+    def auto_choice(self) -> str:
+        return ""
+
+
 def layer_callable(pass_: str, layer: torch.nn.Module, run: Callable[[Tensor], Tensor],
                     x: Tensor, gout: Tensor, post: Callable[[Tensor], Tensor] = lambda t: t
                     ) -> Callable[[], Tuple[Tensor, ...]]:

@@ -10,14 +10,14 @@ import torch
 from torch import Tensor
 
 from benchmarks import _common as common
-from benchmarks.graph_kernels import GraphSpec, Row, layer_callable
+from benchmarks.graph_kernels import Case, GraphSpec, Row, layer_callable
 from hgn_pyg.nn import SemGraphConv, choose_mode
 
 SGC_MODES = ("dense", "torch.sparse", "torch_sparse", "scatter", "auto")
 AUTO_TOLERANCE = 1.1
 
 
-class SemGraphConvCase:
+class SemGraphConvCase(Case):
     """One (graph, batch, pass) of the ``semgraphconv`` benchmark: :class:`hgn_pyg.nn.SemGraphConv`
     in every kernel on shared inputs."""
 
@@ -25,14 +25,10 @@ class SemGraphConvCase:
 
     def __init__(self, graph: GraphSpec, batch: int, channels: int, pass_: str, device: torch.device,
                  seed: int = 0):
-        self.graph, self.batch, self.pass_ = graph, batch, pass_
-        self.channels, self.device = channels, device
-        gen = torch.Generator().manual_seed(seed)
-        N, C = graph.num_nodes, channels
-        self.x = torch.randn(batch, N, C, generator=gen).to(device)
-        self.grad_out = torch.randn(batch, N, C, generator=gen).to(device)
+        super().__init__(graph, batch, channels, pass_, device, seed)
+        self.x = self.random(batch, graph.num_nodes, channels)
+        self.grad_out = self.random(batch, graph.num_nodes, channels)
         self._state = None
-        self._gen = gen
 
     def _sgc_layer(self, mode: str):
         layer_mode = {"torch.sparse": "sparse", "torch_sparse": "sparse"}.get(mode, mode)
@@ -42,7 +38,7 @@ class SemGraphConvCase:
                              sparse_backend=backend)
         if self._state is None:  # random logits so that the soft-max is not uniform
             with torch.no_grad():
-                layer.edge_logits.copy_(torch.randn(layer.edge_logits.shape, generator=self._gen))
+                layer.edge_logits.copy_(torch.randn(layer.edge_logits.shape, generator=self.gen))
             self._state = {k: v.clone() for k, v in layer.state_dict().items()}
         layer.load_state_dict(self._state)
         return layer.to(self.device)

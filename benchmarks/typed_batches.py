@@ -9,9 +9,10 @@ from typing import Callable, Sequence, Tuple
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
+from torch_geometric.nn import GATConv
 
 from benchmarks import _common as common
-from benchmarks.graph_kernels import GraphSpec, Row, layer_callable
+from benchmarks.graph_kernels import Case, GraphSpec, Row, layer_callable
 from hgn_pyg.nn import SemGraphConv
 
 TYPED_MODES = ("shared", "typed", "typed_scatter", "gatconv", "typed_mixed", "gatconv_mixed")
@@ -19,17 +20,17 @@ TYPED_GRAPHS = ("skeleton", "level8", "level7")
 TYPED_BATCH = 64
 
 
-class TypedBatchCase:
+class TypedBatchCase(Case):
     """SemGraphConv's typed-edge path on a PyG batch of ``batch`` graphs beside its
     shared-topology path and GATConv(heads=2, concat=False) (see the module docstring)."""
 
+    benchmark = "typed_batches"
     checked_modes = ("shared", "typed", "typed_scatter")  # must agree with each other
 
     def __init__(self, graph: GraphSpec, batch: int, channels: int, pass_: str,
                  device: torch.device, seed: int = 0):
-        self.benchmark, self.graph, self.batch, self.pass_ = "typed_batches", graph, batch, pass_
-        self.channels, self.device = channels, device
-        gen = torch.Generator().manual_seed(seed)
+        super().__init__(graph, batch, channels, pass_, device, seed)
+        gen = self.gen
         N, C, E = graph.num_nodes, channels, graph.num_edges
         types = torch.arange(E)
         self.template = SemGraphConv(C, C, graph.edge_index, N, isolated="uniform")
@@ -57,12 +58,7 @@ class TypedBatchCase:
         }
         self.mixed_grad_out = torch.randn(mixed.num_nodes, C, generator=gen).to(device)
 
-    def auto_choice(self) -> str:
-        return ""
-
     def _layer(self, mode: str) -> torch.nn.Module:
-        from torch_geometric.nn import GATConv
-
         from hgn_pyg.nn import SemGraphConv
 
         C = self.channels
