@@ -91,15 +91,22 @@ def bbox_is_empty(bbox: np.ndarray, width: float, height: float) -> bool:
     return not (w * h > 0 and w >= 1 and h >= 1)  # NaN sizes count as empty
 
 
-def _resolve_subjects(split: str, subjects: Optional[Iterable[int]], protocol: int) -> Tuple[int, ...]:
+def protocol_subjects(split: str, subjects: Optional[Iterable[Any]], protocol: int,
+                      reader: str = "Human36M") -> Iterable[Any]:
+    """``subjects`` as given, or the subjects of ``split`` in ``protocol`` when ``None``; a bad split
+    or protocol raises :class:`DataError` naming ``reader`` (shared by both Human3.6M readers)."""
     if split not in ("train", "test"):
-        raise DataError(f"Human36M: split must be 'train' or 'test', got {split!r}")
+        raise DataError(f"{reader}: split must be 'train' or 'test', got {split!r}")
     if subjects is None:
         if protocol not in PROTOCOL_SUBJECTS:
-            raise DataError(f"Human36M: protocol must be one of {sorted(PROTOCOL_SUBJECTS)}, "
+            raise DataError(f"{reader}: protocol must be one of {sorted(PROTOCOL_SUBJECTS)}, "
                             f"got {protocol!r}")
         return PROTOCOL_SUBJECTS[protocol][split]
-    out = tuple(int(s) for s in subjects)
+    return subjects
+
+
+def _resolve_subjects(split: str, subjects: Optional[Iterable[int]], protocol: int) -> Tuple[int, ...]:
+    out = tuple(int(s) for s in protocol_subjects(split, subjects, protocol))
     if not out:
         raise DataError("Human36M: empty subject list")
     return out

@@ -33,7 +33,7 @@ import torch
 from ..errors import DataError
 from ..untrusted import load_npz
 from .camera import normalize_pixels, quaternion_to_matrix, world_to_camera_quat
-from .human36m import DEFAULT_SUBSAMPLE, PROTOCOL_SUBJECTS
+from .human36m import DEFAULT_SUBSAMPLE, protocol_subjects
 from .actions import ACTIONS, parse_action
 from .pose_dataset import PoseDataset
 from .validate import as_array, data_error, first_bad_row, unwrap_object
@@ -229,13 +229,7 @@ class VideoPose3D(PoseDataset):
         cameras: Optional[Mapping[str, Sequence[Mapping[str, Any]]]] = None,
         camera_indices: Optional[Sequence[int]] = None,
     ):
-        if split not in ("train", "test"):
-            raise DataError(f"VideoPose3D: split must be 'train' or 'test', got {split!r}")
-        if subjects is None:
-            if protocol not in PROTOCOL_SUBJECTS:
-                raise DataError(f"VideoPose3D: protocol must be one of {sorted(PROTOCOL_SUBJECTS)}"
-                                f", got {protocol!r}")
-            subjects = PROTOCOL_SUBJECTS[protocol][split]
+        subjects = protocol_subjects(split, subjects, protocol, "VideoPose3D")
         self.subjects = tuple(_subject_key(s) for s in subjects)
         self.split = split
         self.subsample = int(DEFAULT_SUBSAMPLE[split] if subsample is None else subsample)
