@@ -40,6 +40,7 @@ import torch
 
 from ..errors import DataError
 from . import cache as _cache
+from .body_model import default_body_model_path
 from .camera import normalize_pixels, project, world_to_camera
 from .mesh_targets import SHAPE_LIMIT, camera_meshes, camera_root_pose, mesh_targets
 from .actions import ACTION_OFFSET, ACTIONS
@@ -184,7 +185,6 @@ class Human36M(PoseDataset):
         self.body_model_path: Optional[Path] = None
         if self.hierarchy is not None:
             if body_model_path is None:
-                from .body_model import default_body_model_path
                 body_model_path = default_body_model_path()
             self.body_model_path = Path(body_model_path)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.root / "cache"
