@@ -25,28 +25,22 @@ the achieved GFLOP/s can be read against the physical limit.
 
 Usage::
 
-    python benchmarks/hgn_speed.py [--quick] [--threads 2] [--batch 64] [--mode auto]
+    python -m benchmarks.hgn_speed [--quick] [--threads 2] [--batch 64] [--mode auto]
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-try:
-    import _common as common  # noqa: E402
-except ImportError:  # pragma: no cover
-    from benchmarks import _common as common  # noqa: E402
+from benchmarks import _common as common
 
 ATOL = 1e-4
 TRAIN_TARGET = 6.0

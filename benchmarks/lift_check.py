@@ -15,24 +15,21 @@ and the test split of its stored configuration:
 
 Usage::
 
-    python benchmarks/lift_check.py [--checkpoint CKPT] [--set DATASET.root=...] [--out DIR]
+    python -m benchmarks.lift_check [--checkpoint CKPT] [--set DATASET.root=...] [--out DIR]
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import io
-import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 
 def newest_checkpoint(root: Path = Path("experiment")) -> Path:

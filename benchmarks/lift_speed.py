@@ -16,7 +16,7 @@ Result: lift poses/s divided by model poses/s at hgn_speed's batch (target >= 0.
 
 Usage::
 
-    python benchmarks/lift_speed.py [--frames 10000] [--rounds 5] [--threads N] [--out DIR]
+    python -m benchmarks.lift_speed [--frames 10000] [--rounds 5] [--threads N] [--out DIR]
 """
 from __future__ import annotations
 
@@ -24,25 +24,18 @@ import argparse
 import contextlib
 import io
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-try:
-    import _common as common  # noqa: E402
-    import hgn_speed  # noqa: E402
-except ImportError:  # pragma: no cover
-    from benchmarks import _common as common  # noqa: E402
-    from benchmarks import hgn_speed  # noqa: E402
+from benchmarks import _common as common
+from benchmarks import hgn_speed
 
 TARGET = 0.8
 

@@ -23,29 +23,23 @@ merit is training-step time per node-layer relative to the published model's.
 
 Usage::
 
-    python benchmarks/mesh_levels_cost.py [--quick] [--threads 2] [--batch 64]
+    python -m benchmarks.mesh_levels_cost [--quick] [--threads 2] [--batch 64]
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-import _common as common  # noqa: E402
-from hgn_speed import randomise_  # noqa: E402
+from benchmarks import _common as common
+from benchmarks.hgn_speed import randomise_
 
 TARGET = 1.5  # per-node-layer time of [8, 7, 6, 5] within this factor of the published model's
 RTOL = 1e-4

@@ -12,24 +12,19 @@ shapes, see ``SemGraphConv._convolve_traced``), fused by inductor.
 
 Usage::
 
-    python benchmarks/typed_compile.py [--graphs level7] [--threads 1] [--batch 64]
+    python -m benchmarks.typed_compile [--graphs level7] [--threads 1] [--batch 64]
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 
-import torch  # noqa: E402
-
-import _common as common  # noqa: E402
-import sparse_vs_dense as svd  # noqa: E402
+from benchmarks import _common as common
+from benchmarks.graph_kernels import build_graphs, layer_callable
+from benchmarks.typed_batches import TypedBatchCase
 
 
 def main(argv=None) -> int:
@@ -43,15 +38,15 @@ def main(argv=None) -> int:
     common.set_threads(args.threads)
     device = torch.device("cpu")
     rows = []
-    for graph in svd.build_graphs(args.graphs.split(",")):
+    for graph in build_graphs(args.graphs.split(",")):
         for pass_ in ("fwd", "fwd+bwd"):
-            case = svd._TypedCase(graph, args.batch, args.channels, pass_, device)
+            case = TypedBatchCase(graph, args.batch, args.channels, pass_, device)
             eager = case.callable("typed")
             layer = case._layer("typed")
             compiled_layer = torch.compile(layer, fullgraph=True, dynamic=False)
             x, ei, et, batch = case.inputs["copies"]
             gout = case.grad_out.reshape(x.shape)
-            compiled = svd._layer_callable(pass_, layer, lambda xx: compiled_layer(xx, ei, et, batch),
+            compiled = layer_callable(pass_, layer, lambda xx: compiled_layer(xx, ei, et, batch),
                                            x, gout, post=lambda t: t.reshape(-1, t.size(-1)))
             t0 = time.perf_counter()
             ref, got = eager(), compiled()  # the first compiled call compiles

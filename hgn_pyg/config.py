@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import yaml
 
 from hgn_pyg.data.augment import INPUT_CHANNELS
-from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
+from hgn_pyg.data.input_2d import INPUT_JOINT_SETS, joint_set_name
 from hgn_pyg.data.pose_graph import FORMATS
 from hgn_pyg.engine.optim import OPTIMIZERS, SCHEDULERS
 from hgn_pyg.errors import ConfigError
@@ -71,17 +71,20 @@ class DatasetConfig:
     empty = the embedded open body model), subjects, subsampling and
     the target cache folder (empty = ``<root>/cache``).
 
-    2D input (:mod:`hgn_pyg.data.input_2d`): ``input_joint_set`` ``"human36"`` (the projected
-    Human3.6M-17 joints) or ``"coco"`` (the COCO-17 keypoints of the same frames, h36m format;
+    2D input (:mod:`hgn_pyg.data.input_2d`): ``input_joint_set`` ``"h36m"`` (the projected
+    Human3.6M-17 joints) or ``"coco17"`` (the COCO-17 keypoints of the same frames, h36m format;
     the model learns their mapping to the joints); ``use_gt_input: false`` reads the 2D input
     from ``npz_2d`` (VideoPose3D's 2D layout, e.g. CPN detections) aligned to the Pose2Mesh
-    frames (h36m format; the videopose3d format always reads ``npz_2d``).
+    frames (h36m format; the videopose3d format always reads ``npz_2d``). The joint sets are named
+    as in :data:`hgn_pyg.graphs.SKELETONS`; the published spellings ``human36`` and ``coco`` are
+    accepted and resolved to ``h36m`` and ``coco17`` when the configuration is loaded
+    (:data:`hgn_pyg.data.input_2d.LEGACY_JOINT_SET_NAMES`).
     """
 
     train_list: List[str] = field(default_factory=lambda: ["Human36M"])
     test_list: List[str] = field(default_factory=lambda: ["Human36M"])
-    input_joint_set: str = "human36"
-    target_joint_set: str = "human36"
+    input_joint_set: str = "h36m"
+    target_joint_set: str = "h36m"
     workers: int = 0
     use_gt_input: bool = True
     root: str = "datasets/synthetic"
@@ -392,6 +395,9 @@ def config_from_dict(data: Any, source: str = "<dict>", base: Optional[Config] =
             raise _unknown("section", name, SECTIONS, source)
         setattr(cfg, name, _build_section(name, body, source, getattr(cfg, name)))
     cfg.source = source
+    # one spelling of the joint sets: the published names are resolved here
+    cfg.DATASET.input_joint_set = joint_set_name(cfg.DATASET.input_joint_set)
+    cfg.DATASET.target_joint_set = joint_set_name(cfg.DATASET.target_joint_set)
     validate(cfg)
     return cfg
 
@@ -416,14 +422,14 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{src}: {key}: invalid value {value!r}; must be {need}")
 
     _choice(d.format, FORMATS, f"{src}: DATASET.format")
-    _choice(d.input_joint_set, tuple(INPUT_JOINT_SETS), f"{src}: DATASET.input_joint_set")
-    if d.input_joint_set != "human36" and d.format != "h36m":
+    _choice(d.input_joint_set, INPUT_JOINT_SETS, f"{src}: DATASET.input_joint_set")
+    if d.input_joint_set != "h36m" and d.format != "h36m":
         raise ConfigError(f"{src}: DATASET.input_joint_set: {d.input_joint_set!r} needs DATASET.format "
                           f"'h36m' (the COCO keypoints come with the Pose2Mesh-layout annotations)")
-    if not d.use_gt_input and d.input_joint_set != "human36":
+    if not d.use_gt_input and d.input_joint_set != "h36m":
         raise ConfigError(f"{src}: DATASET.use_gt_input: false reads Human3.6M-17 keypoints from "
-                          f"DATASET.npz_2d; DATASET.input_joint_set must be 'human36'")
-    _choice(d.target_joint_set, ("human36",), f"{src}: DATASET.target_joint_set")
+                          f"DATASET.npz_2d; DATASET.input_joint_set must be 'h36m'")
+    _choice(d.target_joint_set, ("h36m",), f"{src}: DATASET.target_joint_set")
     if not d.root:
         raise ConfigError(f"{src}: DATASET.root: must name the dataset folder")
     positive(d.workers, "DATASET.workers", allow_zero=True)

@@ -1,18 +1,13 @@
 """Smoke tests of the benchmark scripts (smallest configurations; no timing assertions)."""
 import csv
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH_DIR))
-
-import _common as common  # noqa: E402
-import hgn_speed  # noqa: E402
-import sparse_vs_dense  # noqa: E402
+from benchmarks import _common as common
+from benchmarks import hgn_speed, sparse_vs_dense
+from benchmarks.semgraphconv import SemGraphConvCase
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +52,7 @@ def test_agreement_catches_a_wrong_semgraphconv_kernel():
     from hgn_pyg.nn import SemGraphConv
 
     graph = sparse_vs_dense.build_graphs(["level8"])[0]  # has isolated fake slots
-    case = sparse_vs_dense._Case("semgraphconv", graph, 2, 8, "fwd+bwd", torch.device("cpu"))
+    case = SemGraphConvCase(graph, 2, 8, "fwd+bwd", torch.device("cpu"))
     dense, scatter = case.callable("dense")(), case.callable("scatter")()
     common.check_agreement({"dense": dense, "scatter": scatter}, "dense", rtol=1e-4)
     wrong = SemGraphConv(8, 8, graph.edge_index, graph.num_nodes, isolated="zero", mode="sparse")

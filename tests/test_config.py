@@ -133,3 +133,20 @@ def test_no_shared_state():
     assert 999 not in b.TRAIN.lr_step
     c = apply_overrides(b, ["TRAIN.lr=0.5"])
     assert b.TRAIN.lr == 1e-3 and c.TRAIN.lr == 0.5
+
+
+def test_joint_set_spellings_of_the_published_configs_are_resolved():
+    """One spelling of each joint set (the SKELETONS names); the published "human36"/"coco" still load."""
+    from hgn_pyg.config import config_from_dict
+    from hgn_pyg.errors import ConfigError
+
+    cfg = config_from_dict({"DATASET": {"input_joint_set": "human36", "target_joint_set": "human36"}})
+    assert (cfg.DATASET.input_joint_set, cfg.DATASET.target_joint_set) == ("h36m", "h36m")
+    cfg = config_from_dict({"DATASET": {"input_joint_set": "coco"}})
+    assert cfg.DATASET.input_joint_set == "coco17"
+    assert config_from_dict({"DATASET": {"input_joint_set": "coco17"}}).DATASET.input_joint_set == "coco17"
+    with pytest.raises(ConfigError, match=r"DATASET.input_joint_set: invalid value 'mpii'; expected one of "
+                                          r"'h36m', 'coco17'"):
+        config_from_dict({"DATASET": {"input_joint_set": "mpii"}})
+    with pytest.raises(ConfigError, match="DATASET.target_joint_set: invalid value 'coco17'"):
+        config_from_dict({"DATASET": {"target_joint_set": "coco"}})

@@ -191,7 +191,7 @@ VP_ACTIONS = ("Directions", "Directions 1", "Greeting 1", "TakingPhoto", "WalkDo
 def write_videopose3d(root, subjects=("S1", "S9"), frames=23, seed=0):
     """data_3d_h36m.npz (32 joints, world metres) and data_2d_h36m_gt.npz (17 joints, px),
     the 2D computed by an independent pinhole projection with the given cameras."""
-    from hgn_pyg.data.videopose3d import h36m_cameras
+    from hgn_pyg.data.h36m_calibration import h36m_cameras
 
     rng = np.random.default_rng(seed)
     cams = h36m_cameras()

@@ -8,7 +8,7 @@ import torch
 
 from hgn_pyg.data import synthetic as syn
 from hgn_pyg.data.body_model import load_body_model
-from hgn_pyg.data.camera import normalize_screen_coordinates, project, world_to_camera
+from hgn_pyg.data.camera import normalize_pixels, project, world_to_camera
 
 FRAMES = 12
 SUBJECTS = [1, 9]
@@ -93,7 +93,7 @@ def test_projection_inside_image_and_bbox(root):
             assert w > 0 and h > 0
             assert (uv[:, 0] >= x - 1e-6).all() and (uv[:, 0] <= x + w + 1e-6).all()
             assert (uv[:, 1] >= y - 1e-6).all() and (uv[:, 1] <= y + h + 1e-6).all()
-            n = normalize_screen_coordinates(uv, W, H)
+            n = normalize_pixels(uv, W, H)
             assert np.abs(n).max() <= 1.01
 
 

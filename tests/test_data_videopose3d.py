@@ -3,8 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from hgn_pyg.data.videopose3d import (H36M32_TO_17, VideoPose3D, h36m_cameras, parse_action,
-                                      quaternion_to_matrix, world_to_camera_quat)
+from hgn_pyg.data.actions import parse_action
+from hgn_pyg.data.camera import quaternion_to_matrix, world_to_camera_quat
+from hgn_pyg.data.h36m_calibration import h36m_cameras
+from hgn_pyg.data.videopose3d import H36M32_TO_17, VideoPose3D
+from hgn_pyg.engine.build import train_mean_pose
 from hgn_pyg.errors import DataError
 
 from test_data_fixtures import _quat_matrix, write_videopose3d
@@ -65,7 +68,7 @@ def test_targets_inputs_and_split(files):
     assert set(t["subject"].tolist()) == {9}
     item = ds[0]
     assert set(item) == {"input_2d", "joints_3d", "action", "subject"}
-    assert not ds.has_meshes and ds.mean_pose().shape == (17, 3)
+    assert not ds.has_meshes and train_mean_pose(ds).shape == (17, 3)
     # default protocol-2 subjects / subsampling
     tr = VideoPose3D(p3, p2, split="train", subjects=["S1"])
     assert tr.subsample == 5 and set(tr.tensors()["frame_info"][:, 1].tolist()) == {0, 5, 10, 15, 20}

@@ -1,16 +1,12 @@
-"""benchmarks/detector_robustness.py: the tables it writes, and (slow) the whole pipeline on a
+"""experiments/detector_robustness.py: the tables it writes, and (slow) the whole pipeline on a
 tiny set."""
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH_DIR))
-
-import detector_robustness as bench  # noqa: E402
+from experiments import detector_robustness as bench
 
 
 def fake(value):
@@ -60,7 +56,7 @@ def test_quick_run_end_to_end(tmp_path):
     # checkpoint brings its input joint set (the input node map) along
     from hgn_pyg.cli.evaluate import main as test_main
 
-    config = str(BENCH_DIR.parent / "configs" / "hgn_synthetic.yaml")
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "hgn_synthetic.yaml")
     common = ["--config", config, "--set", f"DATASET.root={out / 'synthetic'}", "--set", "TEST.vis=false",
               "--set", "EXPERIMENT.progress=false", "--set", "SYNTHETIC.frames=6"]  # the --quick set
     for run, sets, cond in (

@@ -230,7 +230,7 @@ def test_bad_videopose3d(tmp_path):
     with pytest.raises(DataError, match=r"positions_2d\['v'\]\['custom'\]\[0\]: 15 joints"):
         read_keypoints(path)
     np.savez(tmp_path / "c.npz", other=np.zeros(3))
-    with pytest.raises(DataError, match="no 'positions_2d'"):
+    with pytest.raises(DataError, match=r'c.npz: \["positions_2d"\]: missing key; not a VideoPose3D file'):
         read_keypoints(tmp_path / "c.npz", "videopose3d")
     with pytest.raises(DataError, match="reads a VideoPose3D .npz"):
         read_keypoints(tmp_path / "c.npz".replace(".npz", ".npy") if False else _json(tmp_path), "videopose3d")

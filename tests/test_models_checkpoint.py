@@ -67,14 +67,20 @@ def test_coarsen_faces(mesh):
 
 @pytest.fixture
 def no_body_model(monkeypatch):
-    """Any attempt to find or read a body model fails the test."""
+    """Any attempt to find or read a body model fails the test (in every module that imported the
+    two functions, not only in hgn_pyg.data.body_model)."""
+    import sys
+
     import hgn_pyg.data.body_model as bm
 
     def refuse(*args, **kwargs):
         raise AssertionError("a body model was looked for")
 
-    monkeypatch.setattr(bm, "default_body_model_path", refuse)
-    monkeypatch.setattr(bm, "load_body_model", refuse)
+    originals = {name: getattr(bm, name) for name in ("default_body_model_path", "load_body_model")}
+    for mod in [m for name, m in sys.modules.items() if name.startswith("hgn_pyg") and m is not None]:
+        for name, fn in originals.items():
+            if getattr(mod, name, None) is fn:
+                monkeypatch.setattr(mod, name, refuse)
 
 
 @pytest.mark.parametrize("fusion", ["official", "pool"])

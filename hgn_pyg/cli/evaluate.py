@@ -22,6 +22,7 @@ import numpy as np
 
 from hgn_pyg.cli.common import add_common_arguments, run_cli, setup_logging
 from hgn_pyg.config import apply_overrides, check_paths, config_from_dict, load_config
+from hgn_pyg.data.input_2d import joint_set_name
 from hgn_pyg.engine import build, pipeline
 from hgn_pyg.engine.evaluator import evaluate, make_loader, mean_pose_baseline, write_vis
 from hgn_pyg.engine.metrics import format_table
@@ -101,7 +102,7 @@ def run_test(cfg, checkpoint: Optional[str] = None, out: Optional[str] = None) -
             log.info("using the MODEL section stored in %s", ckpt_path)
             cfg.MODEL = saved.MODEL
         # the input keypoint set is part of the architecture (the input node map) too
-        stored_set = ckpt["config"].get("DATASET", {}).get("input_joint_set", "human36")
+        stored_set = joint_set_name(ckpt["config"].get("DATASET", {}).get("input_joint_set", "h36m"))
         if stored_set != cfg.DATASET.input_joint_set:
             log.info("using DATASET.input_joint_set %r stored in %s", stored_set, ckpt_path)
             cfg = config_from_dict({"DATASET": {"input_joint_set": stored_set}}, source=cfg.source, base=cfg)

@@ -7,7 +7,7 @@ from .body_model import BodyModel, build_open_body_model, default_body_model_pat
 from .cache import cache_key, file_fingerprint, load_tensors, save_tensors
 from .camera import (
     camera_to_world,
-    normalize_screen_coordinates,
+    normalize_pixels,
     project,
     quaternion_to_matrix,
     world_to_camera,
@@ -45,7 +45,7 @@ __all__ = [
     "world_to_camera",
     "camera_to_world",
     "project",
-    "normalize_screen_coordinates",
+    "normalize_pixels",
     "quaternion_to_matrix",
     "world_to_camera_quat",
     "cache_key",

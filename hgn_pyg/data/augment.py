@@ -29,6 +29,9 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from ..graphs.skeleton import H36M, SKELETONS
+from .keypoints import DEFAULT_MIN_SCORE, apply_missing_policy
+
 __all__ = ["H36M_SPREADS", "COCO_SPREADS", "JOINT_SPREADS", "INPUT_CHANNELS", "DetectorNoise",
            "KeypointAugmentation", "drop_keypoints", "box_size", "model_input"]
 
@@ -101,7 +104,7 @@ class DetectorNoise:
     """
 
     spreads: Sequence[float] = H36M_SPREADS
-    flip_pairs: Sequence[Tuple[int, int]] = ((1, 4), (2, 5), (3, 6), (14, 11), (15, 12), (16, 13))
+    flip_pairs: Sequence[Tuple[int, int]] = H36M.flip_pairs
     noise: float = 0.25
     outlier_prob: float = 0.01
     outlier_scale: float = 0.3
@@ -221,8 +224,6 @@ class KeypointAugmentation:
     def __init__(self, joint_set: str = "h36m", noise_std: float = 0.0,
                  detector: Optional[DetectorNoise] = None, dropout_prob: float = 0.0,
                  max_dropped: int = 0, min_score: Optional[float] = None):
-        from .keypoints import DEFAULT_MIN_SCORE
-
         self.joint_set = joint_set
         self.noise_std = float(noise_std)
         self.detector = detector
@@ -233,8 +234,6 @@ class KeypointAugmentation:
     @classmethod
     def from_config(cls, aug, joint_set: str = "h36m") -> "KeypointAugmentation":
         """From an ``AUG`` config section (:class:`hgn_pyg.config.AugConfig`)."""
-        from ..graphs.skeleton import SKELETONS
-
         detector = None
         if aug.detector_noise > 0 or aug.outlier_prob > 0 or aug.swap_prob > 0 or aug.missing_prob > 0:
             js = SKELETONS[joint_set]
@@ -251,8 +250,6 @@ class KeypointAugmentation:
 
     def __call__(self, x: Tensor, score: Optional[Tensor] = None,
                  generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
-        from .keypoints import apply_missing_policy
-
         if score is None:
             score = torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device)
         if not self.active:

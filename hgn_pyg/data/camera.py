@@ -7,8 +7,9 @@ Every function broadcasts over leading dimensions (``[..., 3]`` points).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-__all__ = ["world_to_camera", "camera_to_world", "project", "normalize_screen_coordinates"]
+__all__ = ["world_to_camera", "camera_to_world", "project", "normalize_pixels"]
 
 
 def world_to_camera(X, R, t):
@@ -32,11 +33,21 @@ def project(Xc, f, c):
     return Xc[..., :2] / Xc[..., 2:3] * f + c
 
 
-def normalize_screen_coordinates(uv, w, h):
-    """Map pixels to ``[-1, 1]`` along the width, keeping the aspect: ``uv/w·2 − [1, h/w]``."""
+def normalize_pixels(uv, width, height):
+    """docs/published_model.md §4 input normalisation of pixels ``(u, v)`` in an image
+    ``width x height``: ``uv / w · 2 − (1, h / w)`` (``[-1, 1]`` along the width, aspect kept).
+
+    ``uv [..., J, 2]``; ``width``/``height`` are numbers or arrays of ``uv``'s leading shape
+    (``[N]`` for ``uv [N, J, 2]``: one image size per sample). NumPy in, NumPy float64 out; a torch
+    ``uv`` stays a tensor of its dtype.
+    """
     if hasattr(uv, "new_tensor"):  # torch
-        return uv / w * 2 - uv.new_tensor([1.0, h / w])
-    return uv / w * 2 - [1.0, h / w]
+        w = uv.new_tensor(width)[..., None, None]
+        h = uv.new_tensor(height)[..., None, None]
+        return uv / w * 2 - torch.cat([torch.ones_like(h), h / w], dim=-1)
+    w = np.asarray(width, dtype=np.float64)[..., None, None]
+    h = np.asarray(height, dtype=np.float64)[..., None, None]
+    return uv / w * 2.0 - np.concatenate([np.ones_like(h), h / w], axis=-1)
 
 
 # --- quaternion cameras (VideoPose3D / Human3.6M calibration convention) ----------------------
@@ -63,14 +74,3 @@ def world_to_camera_quat(X, orientation, position):
     and position ``T`` in the world (same units as ``X [..., 3]``); NumPy float64."""
     R = quaternion_to_matrix(orientation)
     return (np.asarray(X, dtype=np.float64) - np.asarray(position, dtype=np.float64)) @ R
-
-
-__all__ += ["normalize_pixels"]
-
-
-def normalize_pixels(uv: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
-    """docs/published_model.md §4 input normalisation ``uv / w · 2 − (1, h / w)``; uv ``[N, J, 2]``, w/h ``[N]``."""
-    w = np.asarray(width, dtype=np.float64)[:, None, None]
-    h = np.asarray(height, dtype=np.float64)[:, None, None]
-    offset = np.concatenate([np.ones_like(h), h / w], axis=-1)
-    return uv / w * 2.0 - offset

@@ -40,9 +40,11 @@ import torch
 
 from ..errors import DataError
 from . import cache as _cache
+from .body_model import default_body_model_path
 from .camera import normalize_pixels, project, world_to_camera
 from .mesh_targets import SHAPE_LIMIT, camera_meshes, camera_root_pose, mesh_targets
-from .pose_dataset import ACTIONS, NUM_JOINTS, ROOT_JOINT, PoseDataset
+from .actions import ACTION_OFFSET, ACTIONS
+from .pose_dataset import NUM_JOINTS, ROOT_JOINT, PoseDataset
 from .validate import (
     as_array,
     as_int,
@@ -58,8 +60,6 @@ from .validate import (
 
 log = logging.getLogger(__name__)
 
-#: ``action_idx`` of the first action in the annotation files.
-ACTION_OFFSET = 2
 #: Subjects per protocol and split. Protocol 2 is the HGN / docs/published_model.md §4 split.
 PROTOCOL_SUBJECTS: Dict[int, Dict[str, Tuple[int, ...]]] = {
     1: {"train": (1, 5, 6, 7, 8, 9), "test": (11,)},
@@ -92,15 +92,22 @@ def bbox_is_empty(bbox: np.ndarray, width: float, height: float) -> bool:
     return not (w * h > 0 and w >= 1 and h >= 1)  # NaN sizes count as empty
 
 
-def _resolve_subjects(split: str, subjects: Optional[Iterable[int]], protocol: int) -> Tuple[int, ...]:
+def protocol_subjects(split: str, subjects: Optional[Iterable[Any]], protocol: int,
+                      reader: str = "Human36M") -> Iterable[Any]:
+    """``subjects`` as given, or the subjects of ``split`` in ``protocol`` when ``None``; a bad split
+    or protocol raises :class:`DataError` naming ``reader`` (shared by both Human3.6M readers)."""
     if split not in ("train", "test"):
-        raise DataError(f"Human36M: split must be 'train' or 'test', got {split!r}")
+        raise DataError(f"{reader}: split must be 'train' or 'test', got {split!r}")
     if subjects is None:
         if protocol not in PROTOCOL_SUBJECTS:
-            raise DataError(f"Human36M: protocol must be one of {sorted(PROTOCOL_SUBJECTS)}, "
+            raise DataError(f"{reader}: protocol must be one of {sorted(PROTOCOL_SUBJECTS)}, "
                             f"got {protocol!r}")
         return PROTOCOL_SUBJECTS[protocol][split]
-    out = tuple(int(s) for s in subjects)
+    return subjects
+
+
+def _resolve_subjects(split: str, subjects: Optional[Iterable[int]], protocol: int) -> Tuple[int, ...]:
+    out = tuple(int(s) for s in protocol_subjects(split, subjects, protocol))
     if not out:
         raise DataError("Human36M: empty subject list")
     return out
@@ -178,7 +185,6 @@ class Human36M(PoseDataset):
         self.body_model_path: Optional[Path] = None
         if self.hierarchy is not None:
             if body_model_path is None:
-                from .body_model import default_body_model_path
                 body_model_path = default_body_model_path()
             self.body_model_path = Path(body_model_path)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.root / "cache"

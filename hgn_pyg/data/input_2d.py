@@ -3,7 +3,7 @@ r"""Which 2D input a Human3.6M-layout data set gives the model.
 By default :class:`~hgn_pyg.data.human36m.Human36M` feeds the ground-truth projections of the
 Human3.6M-17 joints. :func:`with_input_2d` replaces them, keeping targets, meshes and frames:
 
-* **another joint set** (``DATASET.input_joint_set``, :data:`INPUT_JOINT_SETS`): ``"coco"`` reads
+* **another joint set** (``DATASET.input_joint_set``, :data:`INPUT_JOINT_SETS`): ``"coco17"`` reads
   the COCO-17 keypoints of the same frames (``Human36M_subject{S}_joint_3d_coco.json``, world mm,
   written by :mod:`hgn_pyg.data.synthetic`) and projects them with the frame's camera, in COCO
   order; a model with ``MODEL.input_joint_set``-sized input learns the mapping to the joints.
@@ -32,27 +32,41 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .keypoints import DEFAULT_MIN_SCORE, apply_missing_policy
+from .actions import ACTION_OFFSET, ACTIONS, parse_action
+from .camera import normalize_pixels, project, world_to_camera
+from .human36m import _read_camera, annotation_path
+from .keypoints import DEFAULT_MIN_SCORE, FORMAT_JOINT_SETS, apply_missing_policy
+from .pose_dataset import PoseDataset
+from .validate import as_array, data_error, get_key, read_json
+from .videopose3d import read_npz_dict
 
-__all__ = ["INPUT_JOINT_SETS", "INPUT_FORMATS", "JOINT_FILES", "read_track_2d", "coco_projections", "with_input_2d"]
+__all__ = ["INPUT_JOINT_SETS", "LEGACY_JOINT_SET_NAMES", "INPUT_FORMATS", "JOINT_FILES", "joint_set_name",
+           "read_track_2d", "coco_projections", "with_input_2d"]
 
 PathLike = Union[str, os.PathLike]
 
-#: ``DATASET.input_joint_set`` values -> the joint set (:data:`hgn_pyg.graphs.SKELETONS` name) of
-#: the input keypoints.
-INPUT_JOINT_SETS: Dict[str, str] = {"human36": "h36m", "coco": "coco17"}
-#: ``DATASET.input_joint_set`` values -> the keypoint format name of
-#: :data:`hgn_pyg.data.keypoints.KEYPOINT_FORMATS` (what a checkpoint's input convention records).
-INPUT_FORMATS: Dict[str, str] = {"human36": "h36m", "coco": "coco"}
+#: ``DATASET.input_joint_set`` values: the joint sets (:data:`hgn_pyg.graphs.SKELETONS` names, the
+#: one spelling) the 2D input may come in.
+INPUT_JOINT_SETS: Tuple[str, ...] = ("h36m", "coco17")
+#: The spellings of the published configurations (Pose2Mesh lineage), still accepted in
+#: ``DATASET.input_joint_set`` / ``target_joint_set``: a configuration is resolved to the names of
+#: :data:`INPUT_JOINT_SETS` when it is loaded (:func:`joint_set_name`).
+LEGACY_JOINT_SET_NAMES: Dict[str, str] = {"human36": "h36m", "coco": "coco17"}
+#: Input joint set -> the keypoint format name of :data:`hgn_pyg.data.keypoints.KEYPOINT_FORMATS`
+#: (what a checkpoint's input convention records): ``{"h36m": "h36m", "coco17": "coco"}``.
+INPUT_FORMATS: Dict[str, str] = {js.name: fmt for fmt, js in FORMAT_JOINT_SETS.items()}
 #: The annotation file (``Human36M_subject{S}_{kind}.json``) holding each input joint set in 3D.
-JOINT_FILES: Dict[str, str] = {"human36": "joint_3d", "coco": "joint_3d_coco"}
+JOINT_FILES: Dict[str, str] = {"h36m": "joint_3d", "coco17": "joint_3d_coco"}
+
+
+def joint_set_name(name: str) -> str:
+    """The one spelling of a joint-set name given in a configuration (``"human36"`` -> ``"h36m"``,
+    ``"coco"`` -> ``"coco17"``, :data:`LEGACY_JOINT_SET_NAMES`); other names are returned as given."""
+    return LEGACY_JOINT_SET_NAMES.get(name, name)
 
 
 def _sequence_names(seqs: Dict[str, Any]) -> Dict[Tuple[int, int], str]:
     """``{(action_idx, subaction_idx): name}`` of one subject's sequences (see module docstring)."""
-    from .human36m import ACTION_OFFSET
-    from .videopose3d import parse_action
-
     by_action: Dict[int, List[str]] = {}
     for name in seqs:
         if str(name).startswith("_"):
@@ -72,13 +86,8 @@ def read_track_2d(path: PathLike, frame_info: np.ndarray,
     Raises :class:`DataError` naming the file and key when a subject, sequence, camera or frame is
     missing or an array has the wrong shape.
     """
-    from .human36m import ACTION_OFFSET
-    from .pose_dataset import ACTIONS
-    from .validate import data_error
-    from .videopose3d import _load_npz_dict
-
     path = Path(path)
-    tracks = _load_npz_dict(path, "positions_2d")["value"]
+    tracks = read_npz_dict(path, "positions_2d")["value"]
     info = np.asarray(frame_info, dtype=np.int64).reshape(-1, 5)
     uv = np.empty((len(info), num_joints, 2))
     score = np.empty((len(info), num_joints))
@@ -128,15 +137,11 @@ def read_track_2d(path: PathLike, frame_info: np.ndarray,
 def coco_projections(root: PathLike, frame_info: np.ndarray) -> np.ndarray:
     """Pixel projections ``[N, 17, 2]`` of the COCO-17 keypoints of ``frame_info``'s frames, read
     from ``root/annotations/Human36M_subject{S}_joint_3d_coco.json`` and the camera files."""
-    from .camera import project, world_to_camera
-    from .human36m import _read_camera, annotation_path
-    from .validate import as_array, get_key, read_json
-
     info = np.asarray(frame_info, dtype=np.int64).reshape(-1, 5)
     out = np.empty((len(info), 17, 2))
     for subject in np.unique(info[:, 0]).tolist():
         rows = np.flatnonzero(info[:, 0] == subject)
-        jpath = annotation_path(root, subject, JOINT_FILES["coco"])
+        jpath = annotation_path(root, subject, JOINT_FILES["coco17"])
         cpath = annotation_path(root, subject, "camera")
         joints = read_json(jpath, f"subject {subject} COCO keypoints (3D)")
         cams_raw = read_json(cpath, f"subject {subject} cameras")
@@ -155,7 +160,7 @@ def coco_projections(root: PathLike, frame_info: np.ndarray) -> np.ndarray:
     return out
 
 
-def with_input_2d(ds, root: PathLike, input_joint_set: str = "human36",
+def with_input_2d(ds, root: PathLike, input_joint_set: str = "h36m",
                   npz_2d: Optional[PathLike] = None, min_score: float = DEFAULT_MIN_SCORE):
     """A :class:`~hgn_pyg.data.human36m.PoseDataset` with ``ds``'s targets and frames and the 2D
     input of ``input_joint_set`` (:data:`INPUT_JOINT_SETS`) or of the track ``npz_2d``.
@@ -163,14 +168,12 @@ def with_input_2d(ds, root: PathLike, input_joint_set: str = "human36",
     ``ds`` must carry ``frame_info [N, 5]`` and ``image_size [N, 2]`` (a
     :class:`~hgn_pyg.data.human36m.Human36M`). Returns ``ds`` itself for the default input.
     """
-    from .camera import normalize_pixels
-    from .pose_dataset import PoseDataset
-
+    input_joint_set = joint_set_name(input_joint_set)
     if input_joint_set not in INPUT_JOINT_SETS:
         raise DataError(f"input joint set {input_joint_set!r}: expected one of {list(INPUT_JOINT_SETS)}")
-    if npz_2d is None and input_joint_set == "human36":
+    if npz_2d is None and input_joint_set == "h36m":
         return ds
-    if npz_2d is not None and input_joint_set != "human36":
+    if npz_2d is not None and input_joint_set != "h36m":
         raise DataError(f"a 2D track file ({npz_2d}) holds Human3.6M-17 keypoints; it cannot be "
                         f"the input of joint set {input_joint_set!r}")
     tensors = ds.tensors()
@@ -186,7 +189,7 @@ def with_input_2d(ds, root: PathLike, input_joint_set: str = "human36",
         uv = coco_projections(root, info)
         score = np.ones(uv.shape[:2])
     x = normalize_pixels(uv, size[:, 0], size[:, 1])
-    filled, missing = apply_missing_policy(x, score, min_score, INPUT_JOINT_SETS[input_joint_set])
+    filled, missing = apply_missing_policy(x, score, min_score, input_joint_set)
     score = np.where(missing, 0.0, score)
     out = dict(tensors)
     out["input_2d"] = torch.from_numpy(np.ascontiguousarray(filled)).float()

@@ -5,7 +5,8 @@ missing and low-confidence keypoints.
 :data:`hgn_pyg.graphs.H36M` (``docs/published_model.md §1.1``); ``"coco"`` is the 17 keypoints
 of the COCO keypoint task in COCO's order (:data:`hgn_pyg.graphs.COCO17`), as 2D detectors write them.
 
-**COCO to H36M** (:func:`coco_to_h36m`, weights :data:`COCO_TO_H36M`). Every H36M joint is a fixed
+**COCO to H36M** (:func:`coco_to_h36m`, weights :data:`COCO_TO_H36M` of the joint-set module
+:mod:`hgn_pyg.graphs.skeleton`, with the joint names they are made from). Every H36M joint is a fixed
 affine combination (weights summing to 1) of COCO keypoints, so the mapping commutes with the
 normalisation of screen coordinates and with any 2D similarity transform:
 
@@ -62,7 +63,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..graphs.skeleton import COCO17, H36M, SKELETONS, JointSet
+from ..graphs.skeleton import COCO17, COCO_TO_H36M, H36M, HEAD_EXTENSION, SKELETONS, JointSet
 
 __all__ = [
     "KEYPOINT_FORMATS",
@@ -89,38 +90,6 @@ FORMAT_JOINT_SETS: Dict[str, JointSet] = {"h36m": H36M, "coco": COCO17}
 #: of heat-map detectors (confidences in [0, 1]); COCO visibility flags (0 = not labelled, 1, 2)
 #: read as scores also do the right thing.
 DEFAULT_MIN_SCORE = 0.1
-
-#: How far the crown lies above the ear line, as a fraction of the ear line's height above the
-#: shoulder line (see the module docstring).
-HEAD_EXTENSION = 0.5
-
-
-def _coco_to_h36m_weights() -> np.ndarray:
-    c = {n: i for i, n in enumerate(COCO17.joint_names)}
-    mid = lambda a, b: {c[a]: 0.5, c[b]: 0.5}  # noqa: E731
-    pelvis, thorax = mid("L_Hip", "R_Hip"), mid("L_Shoulder", "R_Shoulder")
-    ears = mid("L_Ear", "R_Ear")
-    rows = {
-        "Pelvis": pelvis,
-        "Neck": thorax,
-        "Torso": {k: 0.5 * v for k, v in (list(pelvis.items()) + list(thorax.items()))},
-        "Nose": {c["Nose"]: 1.0},
-        "Head": {**{k: (1 + HEAD_EXTENSION) * v for k, v in ears.items()},
-                 **{k: -HEAD_EXTENSION * v for k, v in thorax.items()}},
-    }
-    w = np.zeros((H36M.num_joints, COCO17.num_joints))
-    for j, name in enumerate(H36M.joint_names):
-        row = rows[name] if name in rows else {c[name]: 1.0}  # limbs: the same name in both sets
-        for k, v in row.items():
-            w[j, k] += v
-    return w
-
-
-#: ``[17 (H36M), 17 (COCO)]`` float64 weights: ``h36m_joint[j] = sum_k COCO_TO_H36M[j, k] * coco[k]``
-#: (every row sums to 1).
-COCO_TO_H36M = _coco_to_h36m_weights()
-COCO_TO_H36M.setflags(write=False)
-
 
 # --- NumPy / torch in, the same kind out ------------------------------------------------------
 

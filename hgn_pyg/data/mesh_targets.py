@@ -16,6 +16,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from ..errors import DataError
+from .body_model import load_body_model
 
 __all__ = ["SHAPE_LIMIT", "camera_root_pose", "camera_meshes", "mesh_targets"]
 
@@ -58,8 +59,6 @@ def camera_meshes(body: Any, pose: np.ndarray, shape: np.ndarray, trans: np.ndar
 
 
 def _load_body_model(path: Path) -> Any:
-    from .body_model import load_body_model
-
     return load_body_model(path)
 
 

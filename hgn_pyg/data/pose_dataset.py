@@ -5,17 +5,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import Dataset
 
 from ..errors import DataError
+from .actions import ACTIONS
 
 __all__ = ["ACTIONS", "ROOT_JOINT", "NUM_JOINTS", "PoseDataset"]
 
-#: The 15 Human3.6M actions (docs/published_model.md §4 order); label ``k`` is ``action_idx = k + 2``.
-ACTIONS: Tuple[str, ...] = (
-    "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing", "Purchases", "Sitting",
-    "SittingDown", "Smoking", "Photo", "Waiting", "Walking", "WalkDog", "WalkTogether",
-)
 #: Pelvis index of the 17-joint Human3.6M skeleton.
 ROOT_JOINT = 0
 NUM_JOINTS = 17
@@ -37,10 +33,11 @@ class PoseDataset(Dataset):
       (ground-truth input: every keypoint certain), see :mod:`hgn_pyg.data.input_2d`.
 
     ``dataset[indices]`` with a list / LongTensor of indices returns the batched dict (the same
-    keys with a leading batch dimension, ``action``/``subject`` as LongTensors) in one gather;
-    :meth:`loader` builds a :class:`~torch.utils.data.DataLoader` that uses this path.
-    ``__getitems__`` (used by DataLoader's default batching) returns per-sample dicts made from
-    one batched gather.
+    keys with a leading batch dimension, ``action``/``subject`` as LongTensors) in one gather.
+    ``__getitems__`` (used by DataLoader's batching) returns per-sample dicts made from one
+    batched gather; the training and test loaders stack them with
+    :func:`hgn_pyg.engine.build.collate` (:func:`hgn_pyg.engine.evaluator.make_loader`), and the
+    training mean pose is :func:`hgn_pyg.engine.build.train_mean_pose`.
     """
 
     #: Tensor names every subclass stores (``meshes_<k>`` are added per mesh level).
@@ -122,37 +119,6 @@ class PoseDataset(Dataset):
                 items[k]["score_2d"] = row
         return items
 
-    @staticmethod
-    def collate(items: Any) -> Dict[str, Any]:
-        """Stack a list of items into a batched dict (an already batched dict passes through)."""
-        if isinstance(items, Mapping):
-            return dict(items)
-        items = list(items)
-        out = {
-            "input_2d": torch.stack([it["input_2d"] for it in items]),
-            "joints_3d": torch.stack([it["joints_3d"] for it in items]),
-            "action": torch.as_tensor([int(it["action"]) for it in items], dtype=torch.long),
-            "subject": torch.as_tensor([int(it["subject"]) for it in items], dtype=torch.long),
-        }
-        if items and items[0].get("meshes") is not None:
-            out["meshes"] = tuple(torch.stack([it["meshes"][k] for it in items])
-                                  for k in range(len(items[0]["meshes"])))
-        if items and items[0].get("score_2d") is not None:
-            out["score_2d"] = torch.stack([it["score_2d"] for it in items])
-        return out
-
-    def loader(self, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False,
-               generator: Optional[torch.Generator] = None, **kwargs: Any) -> DataLoader:
-        """A DataLoader yielding batched dicts through one gather per batch (the fast path).
-
-        ``kwargs`` go to :class:`~torch.utils.data.DataLoader` (e.g. ``num_workers``,
-        ``pin_memory``); the sampling is :class:`RandomSampler` with ``generator`` when
-        ``shuffle``, else sequential.
-        """
-        base = RandomSampler(self, generator=generator) if shuffle else SequentialSampler(self)
-        sampler = BatchSampler(base, batch_size=batch_size, drop_last=drop_last)
-        return DataLoader(self, sampler=sampler, batch_size=None, **kwargs)
-
     # -- whole-data access ---------------------------------------------------------------------
     def tensors(self) -> Dict[str, torch.Tensor]:
         """All stored tensors by name (shared storage, not copies): ``input_2d [N,17,2]``,
@@ -161,19 +127,6 @@ class PoseDataset(Dataset):
         subaction_idx, frame_idx, cam_idx; ``root_3d [N,3]`` camera-frame pelvis in metres;
         ``focal [N,2]``, ``center [N,2]``, ``image_size [N,2]`` (w, h) in pixels)."""
         return dict(self._tensors)
-
-    def mean_pose(self) -> torch.Tensor:
-        """Mean of ``joints_3d`` over the data set, ``[17, 3]`` (on the train split: the
-        training mean for the mean-pose baseline)."""
-        if len(self) == 0:
-            raise DataError(f"{type(self).__name__}: mean_pose() of an empty data set")
-        return self._joints.double().mean(0).float()
-
-    def mean_meshes(self) -> Tuple[torch.Tensor, ...]:
-        """Mean of each mesh target over the data set (empty tuple without meshes)."""
-        if len(self) == 0:
-            raise DataError(f"{type(self).__name__}: mean_meshes() of an empty data set")
-        return tuple(m.double().mean(0).float() for m in self._meshes)
 
     def action_counts(self) -> Dict[str, int]:
         """Number of samples per action name."""

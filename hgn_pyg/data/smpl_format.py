@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from ..errors import DataError
 from ..untrusted import load_npz, load_pickle
-from .validate import FLOAT32_MAX
+from .validate import FLOAT32_MAX, unwrap_object
 
 __all__ = ["SMPL_JOINT_NAMES", "SMPL_PARENTS", "SMPL_ROOT_PARENT", "read_body_model_file"]
 
@@ -51,7 +51,7 @@ def read_body_model_file(path: Path) -> Dict[str, object]:
         raise DataError(f"body model file {path} does not exist")
     if path.suffix.lower() == ".npz":
         data = load_npz(path)
-        data = {k: (v.item() if v.dtype == object and v.shape == () else v) for k, v in data.items()}
+        data = {k: unwrap_object(v) for k, v in data.items()}
     else:
         data = load_pickle(path)
     if not isinstance(data, dict):

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import DataError
 
 __all__ = ["key_path", "data_error", "read_json", "get_key", "as_array", "as_int", "as_positive",
-           "describe", "check_rotation", "FLOAT32_MAX", "first_bad_row"]
+           "describe", "check_rotation", "FLOAT32_MAX", "first_bad_row", "unwrap_object"]
 
 #: Largest finite float32: the tensors are float32, so a larger input would become inf there.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -135,3 +135,10 @@ def check_rotation(R: np.ndarray, path: PathLike, keys: Sequence[Any]) -> None:
         raise data_error(path, keys, f"R is not a rotation matrix (|R·Rᵀ − I| = {err:.3g}, "
                                      f"det = {np.linalg.det(R):.3g})")
 
+
+def unwrap_object(value: Any) -> Any:
+    """The object inside a 0-d object array (how ``np.savez`` stores a dict, e.g. VideoPose3D's
+    ``positions_2d`` or a body model's entries); any other value unchanged."""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.shape == ():
+        return value.item()
+    return value

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -33,11 +32,12 @@ import torch
 
 from ..errors import DataError
 from ..untrusted import load_npz
+from .actions import ACTIONS, parse_action
 from .camera import normalize_pixels, quaternion_to_matrix, world_to_camera_quat
-from .h36m_calibration import H36M_CAMERAS, h36m_cameras  # noqa: F401  (re-exported)
-from .human36m import DEFAULT_SUBSAMPLE, PROTOCOL_SUBJECTS
-from .pose_dataset import ACTIONS, PoseDataset
-from .validate import as_array, data_error, first_bad_row
+from .h36m_calibration import H36M_CAMERAS
+from .human36m import DEFAULT_SUBSAMPLE, protocol_subjects
+from .pose_dataset import PoseDataset
+from .validate import as_array, data_error, first_bad_row, unwrap_object
 
 log = logging.getLogger(__name__)
 
@@ -46,40 +46,27 @@ PathLike = Union[str, os.PathLike]
 #: Indices of the 17 HGN joints (docs/published_model.md §1.1) in the 32-joint Human3.6M mocap skeleton.
 H36M32_TO_17: Tuple[int, ...] = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 
-#: Alternative spellings of action names in the original Human3.6M sequence names.
-ACTION_ALIASES: Dict[str, str] = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog",
-                                  "WalkingTogether": "WalkTogether"}
 
-def parse_action(name: str) -> Optional[int]:
-    """Action label 0..14 of a sequence name like ``"Walking 1"``; ``None`` for unknown names."""
-    base = re.sub(r"\s+\d+$", "", str(name).strip())
-    base = ACTION_ALIASES.get(base, base)
-    try:
-        return ACTIONS.index(base)
-    except ValueError:
-        return None
-
-
-def _load_npz_dict(path: Path, key: str) -> Dict[str, Any]:
-    """``path[key]`` as a dict (a pickled object array, read by :func:`hgn_pyg.untrusted.load_npz`),
-    else DataError."""
+def read_npz_dict(path: PathLike, key: str) -> Dict[str, Any]:
+    """``{"value": path[key], "metadata": path["metadata"] or None}`` of a VideoPose3D ``.npz``
+    (``positions_2d`` / ``positions_3d``: pickled dicts, read by the restricted
+    :func:`hgn_pyg.untrusted.load_npz`, so no code runs): the one reader of VideoPose3D files, used
+    by :class:`VideoPose3D`, :func:`hgn_pyg.data.input_2d.read_track_2d` and the lifter's
+    :mod:`hgn_pyg.inference.keypoint_files`. ``path[key]`` must be a dict, else DataError."""
     npz = load_npz(path, keys=(key, "metadata"))  # the restricted reader: no code runs
     if key not in npz:
-        raise DataError(f"{path}: [\"{key}\"]: missing key")
-    value = npz[key]
-    meta = npz.get("metadata")
+        raise DataError(f"{path}: [\"{key}\"]: missing key; not a VideoPose3D file")
     try:
-        value = value.item() if isinstance(value, np.ndarray) and value.dtype == object \
-            and value.shape == () else value
+        value = unwrap_object(npz[key])
     except Exception as exc:
         raise DataError(f"{path}: [\"{key}\"]: cannot read ({exc})") from None
     if not isinstance(value, Mapping):
         raise DataError(f"{path}: [\"{key}\"]: expected a dict of subjects, got "
                         f"{type(value).__name__}")
     out = {"value": value, "metadata": None}
-    if meta is not None:
+    if npz.get("metadata") is not None:
         try:
-            out["metadata"] = meta.item() if meta.dtype == object and meta.shape == () else meta
+            out["metadata"] = unwrap_object(npz["metadata"])
         except Exception:
             out["metadata"] = None
     return out
@@ -122,13 +109,7 @@ class VideoPose3D(PoseDataset):
         cameras: Optional[Mapping[str, Sequence[Mapping[str, Any]]]] = None,
         camera_indices: Optional[Sequence[int]] = None,
     ):
-        if split not in ("train", "test"):
-            raise DataError(f"VideoPose3D: split must be 'train' or 'test', got {split!r}")
-        if subjects is None:
-            if protocol not in PROTOCOL_SUBJECTS:
-                raise DataError(f"VideoPose3D: protocol must be one of {sorted(PROTOCOL_SUBJECTS)}"
-                                f", got {protocol!r}")
-            subjects = PROTOCOL_SUBJECTS[protocol][split]
+        subjects = protocol_subjects(split, subjects, protocol, "VideoPose3D")
         self.subjects = tuple(_subject_key(s) for s in subjects)
         self.split = split
         self.subsample = int(DEFAULT_SUBSAMPLE[split] if subsample is None else subsample)
@@ -138,8 +119,8 @@ class VideoPose3D(PoseDataset):
         self.npz_3d, self.npz_2d = Path(npz_3d), Path(npz_2d)
         cams = cameras if cameras is not None else H36M_CAMERAS
 
-        pos3d = _load_npz_dict(self.npz_3d, "positions_3d")["value"]
-        loaded2d = _load_npz_dict(self.npz_2d, "positions_2d")
+        pos3d = read_npz_dict(self.npz_3d, "positions_3d")["value"]
+        loaded2d = read_npz_dict(self.npz_2d, "positions_2d")
         pos2d, meta = loaded2d["value"], loaded2d["metadata"]
         if isinstance(meta, Mapping) and "num_joints" in meta:
             nj = meta["num_joints"]
@@ -240,9 +221,5 @@ def _brief(value: Any) -> str:
 __all__ = [
     "VideoPose3D",
     "H36M32_TO_17",
-    "H36M_CAMERAS",
-    "h36m_cameras",
-    "quaternion_to_matrix",
-    "world_to_camera_quat",
-    "parse_action",
+    "read_npz_dict",
 ]

@@ -27,10 +27,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from hgn_pyg.data import synthetic
 from hgn_pyg.data.body_model import default_body_model_path, load_body_model
 from hgn_pyg.data.human36m import Human36M
-from hgn_pyg.data.input_2d import INPUT_FORMATS, INPUT_JOINT_SETS, with_input_2d
+from hgn_pyg.data.input_2d import INPUT_FORMATS, with_input_2d
 from hgn_pyg.data.videopose3d import VideoPose3D
 from hgn_pyg.engine.losses import HGNLoss
-from hgn_pyg.errors import CheckpointError, ConfigError, DataError
+from hgn_pyg.errors import ConfigError, DataError
 from hgn_pyg.graphs.hierarchy import GraphHierarchy, mesh_hierarchy
 from hgn_pyg.graphs.skeleton import SKELETONS
 from hgn_pyg.io import file_lock, remove_stale_temps
@@ -248,7 +248,7 @@ def build_dataset(cfg: Config, split: str, hierarchy=None, body_path: Optional[P
     else:
         ds = _call_with_supported(VideoPose3D, root / d.npz_3d, root / d.npz_2d, split=split, subjects=subjects,
                                   subsample=subsample, cache_dir=caches)
-    if d.format == "h36m" and (d.input_joint_set != "human36" or not d.use_gt_input):
+    if d.format == "h36m" and (d.input_joint_set != "h36m" or not d.use_gt_input):
         ds = with_input_2d(ds, root, d.input_joint_set, None if d.use_gt_input else root / d.npz_2d)
     cap = cfg.TRAIN.max_train_samples if split == "train" else cfg.TEST.max_samples
     ds = subsample_dataset(ds, cap)
@@ -280,8 +280,8 @@ def model_section(cfg: Config) -> Dict[str, Any]:
     """``MODEL`` as a dict, plus ``input_nodes`` (a learned input node map) when the input keypoints
     are another joint set than the skeleton's (``DATASET.input_joint_set``)."""
     section = dataclasses.asdict(cfg.MODEL)
-    if cfg.DATASET.input_joint_set != "human36":
-        section["input_nodes"] = SKELETONS[INPUT_JOINT_SETS[cfg.DATASET.input_joint_set]].num_joints
+    if cfg.DATASET.input_joint_set != "h36m":
+        section["input_nodes"] = SKELETONS[cfg.DATASET.input_joint_set].num_joints
     return section
 
 

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from hgn_pyg.data.augment import model_input
 from hgn_pyg.engine.build import collate
-from hgn_pyg.engine.metrics import ACTIONS, MetricAccumulator
+from hgn_pyg.engine.metrics import ACTIONS, MetricAccumulator, mpjpe
 from hgn_pyg.engine.vis import level_edges, save_obj, save_pose_png
 
 __all__ = ["evaluate", "mean_pose_baseline", "write_vis", "make_loader"]
@@ -95,8 +95,9 @@ def write_vis(model: torch.nn.Module, ds: Dataset, hierarchy, mesh_levels: Seque
     gt = _root_relative(batch.joints_3d).numpy()
     meshes = getattr(out, "meshes", None)
     edges = {}
+    errors = mpjpe(joints, gt, root=None)  # already root-relative
     for i in range(n):
-        err = float(np.linalg.norm(joints[i] - gt[i], axis=-1).mean() * 1000)
+        err = float(errors[i])
         save_pose_png(joints[i], gt[i], bones, folder / f"pose_{i:03d}.png", title=f"sample {i}: MPJPE {err:.1f} mm")
         if meshes is None or hierarchy is None:
             continue

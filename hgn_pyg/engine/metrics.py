@@ -17,7 +17,7 @@ set are weighted per sample (docs/published_model.md §4):
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -30,9 +30,6 @@ __all__ = [
     "mpjpe",
     "pa_mpjpe",
     "procrustes_align",
-    "procrustes_align_numpy",
-    "mpjpe_numpy",
-    "pa_mpjpe_numpy",
     "MetricAccumulator",
     "format_table",
 ]
@@ -46,15 +43,28 @@ def _check(pred, gt, name: str) -> None:
                          "both be [B, J, 3]")
 
 
-def mpjpe(pred: Tensor, gt: Tensor, root: Optional[int] = 0) -> Tensor:
-    """Root-aligned mean per-joint position error in mm, per sample.
+def _as_tensors(pred: ArrayLike, gt: ArrayLike) -> Tuple[Tensor, Tensor, bool]:
+    """``pred``/``gt`` as tensors, and whether they came as NumPy (then float64, returned as NumPy)."""
+    if isinstance(pred, Tensor) and isinstance(gt, Tensor):
+        return pred, gt, False
+    return (torch.as_tensor(np.asarray(pred, dtype=np.float64)),
+            torch.as_tensor(np.asarray(gt, dtype=np.float64)), True)
+
+
+def mpjpe(pred: ArrayLike, gt: ArrayLike, root: Optional[int] = 0) -> ArrayLike:
+    """Root-aligned mean per-joint position error in mm, per sample: the one MPJPE of hgn_pyg
+    (training log, evaluation, benchmarks).
 
     Args:
-        pred, gt: ``[B, J, 3]`` joints in metres.
+        pred, gt: ``[B, J, 3]`` joints in metres (tensors, or NumPy arrays: computed in float64 and
+            returned as NumPy).
         root: joint subtracted from both poses first (``None`` = no alignment).
 
-    Returns: ``[B]`` errors in millimetres (same dtype as the inputs, float64 kept).
+    Returns: ``[B]`` errors in millimetres (same dtype as the input tensors, float64 kept).
     """
+    pred, gt, as_numpy = _as_tensors(pred, gt)
+    if as_numpy:
+        return mpjpe(pred, gt, root).numpy()
     _check(pred, gt, "mpjpe")
     if root is not None:
         pred = pred - pred[:, root:root + 1]
@@ -62,13 +72,17 @@ def mpjpe(pred: Tensor, gt: Tensor, root: Optional[int] = 0) -> Tensor:
     return (pred - gt).norm(dim=-1).mean(dim=-1) * 1000.0
 
 
-def procrustes_align(pred: Tensor, gt: Tensor) -> Tensor:
+def procrustes_align(pred: ArrayLike, gt: ArrayLike) -> ArrayLike:
     """Align ``pred`` to ``gt`` by the best similarity transform (scale, rotation, translation).
 
-    Batched over ``[B, J, 3]``; the SVD runs in float64 for stability.  Reflections are
-    excluded (``det R = +1``).  A degenerate prediction (all joints at one point) is
-    mapped to the ground truth's centroid.  Returns the aligned prediction ``[B, J, 3]``.
+    Batched over ``[B, J, 3]`` (tensors, or NumPy arrays returned as NumPy float64); the SVD runs
+    in float64 for stability.  Reflections are excluded (``det R = +1``).  A degenerate prediction
+    (all joints at one point) is mapped to the ground truth's centroid.  Returns the aligned
+    prediction ``[B, J, 3]``.
     """
+    pred, gt, as_numpy = _as_tensors(pred, gt)
+    if as_numpy:
+        return procrustes_align(pred, gt).numpy()
     _check(pred, gt, "procrustes_align")
     dtype = pred.dtype
     x = pred.double()
@@ -92,51 +106,9 @@ def procrustes_align(pred: Tensor, gt: Tensor) -> Tensor:
     return aligned.to(dtype)
 
 
-def pa_mpjpe(pred: Tensor, gt: Tensor) -> Tensor:
-    """MPJPE after similarity Procrustes alignment, in mm, per sample (``[B]``)."""
+def pa_mpjpe(pred: ArrayLike, gt: ArrayLike) -> ArrayLike:
+    """MPJPE after similarity Procrustes alignment, in mm, per sample (``[B]``; NumPy in, NumPy out)."""
     return mpjpe(procrustes_align(pred, gt), gt, root=None)
-
-
-def procrustes_align_numpy(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """NumPy twin of :func:`procrustes_align` (``[B, J, 3]`` or ``[J, 3]``)."""
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
-    single = pred.ndim == 2
-    if single:
-        pred, gt = pred[None], gt[None]
-    _check(pred, gt, "procrustes_align_numpy")
-    mx = pred.mean(axis=1, keepdims=True)
-    my = gt.mean(axis=1, keepdims=True)
-    x0, y0 = pred - mx, gt - my
-    h = np.einsum("bji,bjk->bik", x0, y0)
-    u, sig, vh = np.linalg.svd(h)
-    v = np.swapaxes(vh, 1, 2)
-    d = np.sign(np.linalg.det(v @ np.swapaxes(u, 1, 2)))
-    d[d == 0] = 1.0
-    diag = np.ones_like(sig)
-    diag[:, -1] = d
-    rot = v @ (diag[:, :, None] * np.swapaxes(u, 1, 2))
-    var_x = (x0 ** 2).sum(axis=(1, 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(var_x > 0, (sig * diag).sum(axis=1) / np.maximum(var_x, 1e-30), 0.0)
-    out = scale[:, None, None] * np.einsum("bjk,bik->bji", x0, rot) + my
-    return out[0] if single else out
-
-
-def mpjpe_numpy(pred: np.ndarray, gt: np.ndarray, root: Optional[int] = 0) -> np.ndarray:
-    """NumPy twin of :func:`mpjpe` (``[B, J, 3]`` metres → ``[B]`` mm)."""
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
-    _check(pred, gt, "mpjpe_numpy")
-    if root is not None:
-        pred = pred - pred[:, root:root + 1]
-        gt = gt - gt[:, root:root + 1]
-    return np.linalg.norm(pred - gt, axis=-1).mean(axis=-1) * 1000.0
-
-
-def pa_mpjpe_numpy(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """NumPy twin of :func:`pa_mpjpe`."""
-    return mpjpe_numpy(procrustes_align_numpy(pred, gt), gt, root=None)
 
 
 class MetricAccumulator:

@@ -58,35 +58,25 @@ def plot_history(history: Sequence[Dict[str, float]], folder: Path) -> List[Path
         ys = [r[key] for r in history if r.get(key) is not None]
         return xs, ys
 
-    out = []
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(*series("train_loss"), marker="o", label="train loss")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.subplots_adjust(left=0.15, bottom=0.13, right=0.97, top=0.95)
-    p = folder / "loss.png"
-    fig.savefig(p, dpi=90)
-    plt.close(fig)
-    out.append(p)
+    def figure(name: str, ylabel: str, curves, log_y: bool, left: float) -> Path:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, label in curves:
+            xs, ys = series(key)
+            if xs:
+                ax.plot(xs, ys, marker="o", label=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        if log_y:
+            ax.set_yscale("log")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.subplots_adjust(left=left, bottom=0.13, right=0.97, top=0.95)
+        path = folder / name
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        return path
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("train_mpjpe", "train MPJPE"), ("test_mpjpe", "test MPJPE"),
-                       ("test_pa_mpjpe", "test PA-MPJPE")):
-        xs, ys = series(key)
-        if xs:
-            ax.plot(xs, ys, marker="o", label=label)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("error (mm)")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.subplots_adjust(left=0.13, bottom=0.13, right=0.97, top=0.95)
-    p = folder / "error.png"
-    fig.savefig(p, dpi=90)
-    plt.close(fig)
-    out.append(p)
-    return out
+    return [figure("loss.png", "loss", (("train_loss", "train loss"),), True, 0.15),
+            figure("error.png", "error (mm)", (("train_mpjpe", "train MPJPE"), ("test_mpjpe", "test MPJPE"),
+                                              ("test_pa_mpjpe", "test PA-MPJPE")), False, 0.13)]

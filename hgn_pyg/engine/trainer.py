@@ -38,10 +38,10 @@ from torch.utils.data import Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from hgn_pyg.data.augment import KeypointAugmentation, model_input
-from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
 from hgn_pyg.engine.build import load_state, resolve_device, train_mean_pose
 from hgn_pyg.engine.distributed import DistContext
 from hgn_pyg.engine.evaluator import _progress_interval, evaluate, make_loader, mean_pose_baseline, write_vis
+from hgn_pyg.engine.metrics import mpjpe
 from hgn_pyg.engine.optim import make_optimizer, make_scheduler
 from hgn_pyg.engine.plots import plot_history, write_metrics_csv
 from hgn_pyg.engine.training_state import (capture_rng_state, check_training_fields, load_checkpoint,
@@ -154,7 +154,7 @@ class Trainer:
         self.test_loader = make_loader(test_set, cfg.TEST.batch_size, workers, shuffle=cfg.TEST.shuffle,
                                        generator=test_gen)
         self.aug_gen = torch.Generator().manual_seed(seed + 1)
-        self.augment = KeypointAugmentation.from_config(cfg.AUG, INPUT_JOINT_SETS[cfg.DATASET.input_joint_set])
+        self.augment = KeypointAugmentation.from_config(cfg.AUG, cfg.DATASET.input_joint_set)
         self.epoch = t.begin_epoch - 1  # last finished epoch
         self.best_metric = math.inf  # MPJPE_batch_mean of the best epoch
         self.best_epoch = -1
@@ -303,7 +303,7 @@ class Trainer:
             n = x.shape[0]
             with torch.no_grad():
                 pj = out.joints.detach()
-                e = ((pj - pj[:, :1]) - (joints_gt - joints_gt[:, :1])).norm(dim=-1).mean(-1).sum() * 1000
+                e = mpjpe(pj, joints_gt).sum()
             sums += torch.tensor([n, loss.item() * n, parts["joints"].item() * n, e.item()]
                                  + [parts.get(f"mesh{k}", torch.tensor(0.0)).item() * n for k in range(num_meshes)],
                                  dtype=torch.float64)

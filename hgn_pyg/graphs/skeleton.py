@@ -7,12 +7,17 @@ A :class:`JointSet` describes a joint set (names, bones, left/right flip pairs, 
 = adjacency column), which is the order in which the published SemGraphConv enumerated the
 nonzeros of its adjacency (the self loops it adds are the layer's business, not the graph's).
 New joint sets can be registered with :func:`register_skeleton` without changing callers.
+
+The one home of the joint sets: names, bones, left/right flip pairs, root and parents (:class:`JointSet`),
+and the COCO-17 -> Human3.6M-17 weights :data:`COCO_TO_H36M` (applied, with the missing-keypoint
+rules, by :func:`hgn_pyg.data.keypoints.coco_to_h36m`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
@@ -21,7 +26,7 @@ from torch_geometric.utils import add_self_loops, coalesce, remove_self_loops
 from ..errors import GraphError
 
 __all__ = ["JointSet", "SKELETONS", "register_skeleton", "skeleton_graph", "H36M", "COCO", "COCO17",
-           "skeleton_edges"]
+           "COCO_TO_H36M", "HEAD_EXTENSION", "skeleton_edges"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,39 @@ COCO17 = JointSet(
     flip_pairs=COCO.flip_pairs,
     root=11,
 )
+
+# --- COCO-17 -> Human3.6M-17 (the reasoning behind each row: :mod:`hgn_pyg.data.keypoints`) -----
+#: How far the crown lies above the ear line, as a fraction of the ear line's height above the
+#: shoulder line (see :mod:`hgn_pyg.data.keypoints`).
+HEAD_EXTENSION = 0.5
+
+
+def _coco_to_h36m_weights() -> np.ndarray:
+    c = {n: i for i, n in enumerate(COCO17.joint_names)}
+    mid = lambda a, b: {c[a]: 0.5, c[b]: 0.5}  # noqa: E731
+    pelvis, thorax = mid("L_Hip", "R_Hip"), mid("L_Shoulder", "R_Shoulder")
+    ears = mid("L_Ear", "R_Ear")
+    rows = {
+        "Pelvis": pelvis,
+        "Neck": thorax,
+        "Torso": {k: 0.5 * v for k, v in (list(pelvis.items()) + list(thorax.items()))},
+        "Nose": {c["Nose"]: 1.0},
+        "Head": {**{k: (1 + HEAD_EXTENSION) * v for k, v in ears.items()},
+                 **{k: -HEAD_EXTENSION * v for k, v in thorax.items()}},
+    }
+    w = np.zeros((H36M.num_joints, COCO17.num_joints))
+    for j, name in enumerate(H36M.joint_names):
+        row = rows[name] if name in rows else {c[name]: 1.0}  # limbs: the same name in both sets
+        for k, v in row.items():
+            w[j, k] += v
+    return w
+
+
+#: ``[17 (H36M), 17 (COCO)]`` float64 weights: ``h36m_joint[j] = sum_k COCO_TO_H36M[j, k] * coco[k]``
+#: (every row sums to 1).
+COCO_TO_H36M = _coco_to_h36m_weights()
+COCO_TO_H36M.setflags(write=False)
+
 
 #: Registry of joint sets by name (add more with :func:`register_skeleton`).
 SKELETONS: Dict[str, JointSet] = {"h36m": H36M, "coco": COCO, "coco17": COCO17}

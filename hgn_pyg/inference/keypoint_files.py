@@ -31,12 +31,13 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from hgn_pyg.data.keypoints import KEYPOINT_FORMATS
 from hgn_pyg.data.validate import read_json
+from hgn_pyg.data.videopose3d import read_npz_dict
 from hgn_pyg.errors import DataError
 from hgn_pyg.untrusted import load_npz
 
@@ -277,13 +278,8 @@ _VP3D_LAYOUTS = {"coco": "coco", "detectron": "coco", "h36m": "h36m"}
 
 
 def _read_videopose3d(path: Path) -> KeypointFile:
-    z = _read_npz(path)
-    if "positions_2d" not in z:
-        raise _fail(path, f"no 'positions_2d' (keys: {', '.join(sorted(z)) or 'none'}); not a VideoPose3D 2D file")
-    pos = z["positions_2d"]
-    pos = pos.item() if isinstance(pos, np.ndarray) and pos.dtype == object and pos.shape == () else pos
-    meta = z.get("metadata")
-    meta = meta.item() if isinstance(meta, np.ndarray) and meta.dtype == object and meta.shape == () else meta
+    loaded = read_npz_dict(path, "positions_2d")  # the one VideoPose3D reader
+    pos, meta = loaded["value"], loaded["metadata"]
     if not isinstance(pos, dict) or not pos:
         raise _fail(path, "positions_2d: expected a dict video -> {name: [arrays]}")
     layout = "coco"

@@ -28,8 +28,8 @@ batch 256, median of timed calls). Outputs ``ablation.csv`` and ``ablation.md`` 
 
 Usage::
 
-    python benchmarks/ablation.py --quick            # 12 short epochs, about 11 min on 2 cores
-    python benchmarks/ablation.py                    # the full synthetic protocol (hours on a CPU)
+    python -m experiments.ablation --quick            # 12 short epochs, about 11 min on 2 cores
+    python -m experiments.ablation                    # the full synthetic protocol (hours on a CPU)
 """
 from __future__ import annotations
 
@@ -44,16 +44,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-from torch.utils.data import Dataset  # noqa: E402
+import torch
+from torch.utils.data import Dataset
 
-try:
-    import _common as common  # noqa: E402
-except ImportError:  # pragma: no cover
-    from benchmarks import _common as common  # noqa: E402
+from benchmarks import _common as common
 
 log = logging.getLogger("ablation")
 

@@ -1,7 +1,7 @@
 """Detector robustness on the synthetic set: train a few HGN variants, test each on clean and
 corrupted 2D input, and write the README tables.
 
-    python benchmarks/detector_robustness.py --out bench_out/detector [--epochs 5] [--quick]
+    python -m experiments.detector_robustness --out bench_out/detector [--epochs 5] [--quick]
 
 Trainings (``python -m hgn_pyg.train --config configs/hgn_synthetic.yaml`` with ``--set``
 overrides, one after another; a finished one is reused on the next call):
@@ -13,7 +13,7 @@ overrides, one after another; a finished one is reused on the next call):
                    swaps 1 % per pair, missing 1 % per joint; the settings of the detected-like
                    track) and keypoint dropout as ``dropout``
 ``detector_score`` as ``detector`` with the score as a third input channel (``MODEL.in_channels=3``)
-``coco``           COCO-17 input (``DATASET.input_joint_set=coco``; learned input node map)
+``coco``           COCO-17 input (``DATASET.input_joint_set=coco17``; learned input node map)
 =================  ===========================================================================
 
 Test conditions, all on the synthetic S9/S11 test frames (the config's ``test_subsample``):
@@ -43,16 +43,14 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from hgn_pyg.config import Config, config_from_dict, load_config  # noqa: E402
-from hgn_pyg.data.augment import drop_keypoints  # noqa: E402
-from hgn_pyg.data.keypoints import apply_missing_policy, coco_to_h36m  # noqa: E402
-from hgn_pyg.data.pose_dataset import PoseDataset  # noqa: E402
-from hgn_pyg.engine import build  # noqa: E402
-from hgn_pyg.engine.training_state import load_checkpoint  # noqa: E402
-from hgn_pyg.engine.evaluator import evaluate, make_loader  # noqa: E402
+from hgn_pyg.config import Config, config_from_dict, load_config
+from hgn_pyg.data.augment import drop_keypoints
+from hgn_pyg.data.keypoints import apply_missing_policy, coco_to_h36m
+from hgn_pyg.data.pose_dataset import PoseDataset
+from hgn_pyg.engine import build
+from hgn_pyg.engine.training_state import load_checkpoint
+from hgn_pyg.engine.evaluator import evaluate, make_loader
 
 log = logging.getLogger("detector_robustness")
 
@@ -65,7 +63,7 @@ RUNS: Dict[str, List[str]] = {
     "dropout": DROPOUT,
     "detector": DETECTOR + DROPOUT,
     "detector_score": DETECTOR + DROPOUT + ["MODEL.in_channels=3"],
-    "coco": ["DATASET.input_joint_set=coco"],
+    "coco": ["DATASET.input_joint_set=coco17"],
 }
 MISSING = (1, 2, 3)
 DETECTED_FILE = "data_2d_h36m_detected.npz"
@@ -121,16 +119,16 @@ def test_sets(cfg: Config, seed: int) -> Dict[str, object]:
         c = config_from_dict(data, source=cfg.source)
         return build.build_dataset(c, "test")
 
-    gt = split(input_joint_set="human36", use_gt_input=True)
+    gt = split(input_joint_set="h36m", use_gt_input=True)
     sets: Dict[str, object] = {"gt": gt, "detected": split(use_gt_input=False, npz_2d=DETECTED_FILE,
-                                                            input_joint_set="human36")}
+                                                            input_joint_set="h36m")}
     base = gt.tensors()["input_2d"]
     for k in MISSING:
         gen = torch.Generator().manual_seed(seed * 1000 + k)
         x, score = drop_keypoints(base, torch.ones(base.shape[:2]), k, 1.0, gen, exact=True)
         filled, missing = apply_missing_policy(x, score, joint_set="h36m")
         sets[f"missing {k}"] = _with_input(gt, filled, torch.where(missing, 0.0, score))
-    coco = split(input_joint_set="coco", use_gt_input=True)
+    coco = split(input_joint_set="coco17", use_gt_input=True)
     sets["coco"] = coco
     mapped, _ = coco_to_h36m(coco.tensors()["input_2d"])
     sets["coco mapped"] = _with_input(coco, mapped, torch.ones(mapped.shape[:2]))
@@ -250,7 +248,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "runs": {name: RUNS[name] for name in ckpts},
         "train_seconds": {name: (out / "runs" / name / "seconds").read_text().strip()
                           for name in ckpts if (out / "runs" / name / "seconds").is_file()},
-        "command": "python benchmarks/detector_robustness.py " + " ".join(argv if argv is not None
+        "command": "python -m experiments.detector_robustness " + " ".join(argv if argv is not None
                                                                            else sys.argv[1:]),
     }
     (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
