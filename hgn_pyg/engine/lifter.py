@@ -133,10 +133,9 @@ class Lifter:
                                   "(u, v, score) are supported")
         #: what errors call the weights (the checkpoint's path when read from one)
         self.source = str(getattr(info, "source", None) or "the model")
-        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                raise CheckpointError(f"{self.source}: the weights hold NaN or infinite values ({name}); "
-                                      "the checkpoint is corrupt or its training diverged")
+        from hgn_pyg.models.checkpoint import check_finite_weights
+
+        check_finite_weights(model, self.source)
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -45,7 +45,7 @@ from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, che
 from hgn_pyg.engine.distributed import DistContext
 from hgn_pyg.engine.evaluator import _progress_interval, evaluate, make_loader, mean_pose_baseline, write_vis
 from hgn_pyg.engine.plots import plot_history, write_metrics_csv
-from hgn_pyg.io import atomic_write, atomic_write_text
+from hgn_pyg.io import NoFollowFileHandler, atomic_write, atomic_write_text
 from hgn_pyg.errors import CheckpointError, ConfigError
 
 __all__ = ["Trainer", "make_experiment_dir", "setup_logging", "seed_everything", "write_results", "BEST_RULE"]
@@ -118,7 +118,7 @@ def setup_logging(log_file: Optional[Path], level: str = "INFO", is_main: bool =
     console._hgn_pyg = True  # type: ignore[attr-defined]
     logger.addHandler(console)
     if log_file is not None and is_main:
-        fh = logging.FileHandler(log_file, mode="a")
+        fh = NoFollowFileHandler(log_file)  # appended, never through a symbolic link
         fh.setLevel(logging.DEBUG)
         fh.setFormatter(fmt)
         fh._hgn_pyg = True  # type: ignore[attr-defined]
@@ -145,8 +145,8 @@ def _json_safe(obj: Any) -> Any:
 
 
 def write_results(path: Path, results: Dict[str, Any]) -> None:
-    """Write ``results.json`` atomically (non-finite numbers become ``null``)."""
-    atomic_write_text(Path(path), json.dumps(_json_safe(results), indent=2) + "\n")
+    """Write ``results.json`` atomically (non-finite numbers become ``null``: strict JSON)."""
+    atomic_write_text(Path(path), json.dumps(_json_safe(results), indent=2, allow_nan=False) + "\n")
 
 
 class Trainer:
