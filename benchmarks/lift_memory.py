@@ -65,7 +65,7 @@ def zip_bomb(path: Path, frames: int) -> None:
 
 _REFUSE = r"""
 import resource, sys, time, json
-from hgn_pyg.data.keypoint_files import read_keypoints
+from hgn_pyg.inference.keypoint_files import read_keypoints
 from hgn_pyg.errors import DataError
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()

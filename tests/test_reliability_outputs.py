@@ -176,7 +176,7 @@ def test_disk_full_error_names_the_file(tmp_path):
 
 
 def test_logs_are_never_appended_through_a_link(tmp_path):
-    from hgn_pyg.engine.trainer import setup_logging
+    from hgn_pyg.cli.common import setup_logging
 
     victim = tmp_path / "victim"
     victim.write_text("precious")
@@ -231,7 +231,7 @@ def test_render_never_writes_through_links(ckpt, tmp_path, capsys):
 
 def test_streamed_lift_equals_the_model(ckpt, tmp_path, capsys, monkeypatch):
     """Chunks of 64 poses (CHUNK_POSES patched) over 300 frames give the model's output row by row."""
-    import hgn_pyg.engine.lifter as lifter_mod
+    import hgn_pyg.inference.lifter as lifter_mod
 
     monkeypatch.setattr(lifter_mod, "CHUNK_POSES", 64)
     monkeypatch.setattr(lifter_mod.Lifter.iter_lift, "__defaults__", (None, None, None, 64))
@@ -311,7 +311,7 @@ def test_hostile_keypoint_files(ckpt, tmp_path, capsys, name, make, extra, needl
 
 def test_size_limits_from_headers(tmp_path, monkeypatch):
     """The limits are read from the zip directory / file size, before anything is decoded."""
-    import hgn_pyg.data.keypoint_files as kf
+    import hgn_pyg.inference.keypoint_files as kf
 
     np.savez_compressed(tmp_path / "z.npz", keypoints=np.zeros((4000, 17, 2)))
     monkeypatch.setattr(kf, "MAX_NPZ_MEMBER_BYTES", 100_000)
@@ -328,7 +328,7 @@ def test_size_limits_from_headers(tmp_path, monkeypatch):
 
 
 def test_npy_is_read_in_rows(tmp_path):
-    from hgn_pyg.data.keypoint_files import NpyRows, read_keypoints
+    from hgn_pyg.inference.keypoint_files import NpyRows, read_keypoints
 
     a = np.random.default_rng(0).normal(size=(50, 17, 3)).astype(np.float32)
     np.save(tmp_path / "a.npy", a)
@@ -359,7 +359,7 @@ def test_cli_value_ranges(ckpt, tmp_path, capsys, args, needle):
 
 
 def test_image_size_in_the_file_is_checked_too(ckpt):
-    from hgn_pyg.engine.lifter import Lifter
+    from hgn_pyg.inference.lifter import Lifter
 
     lifter = Lifter.from_checkpoint(ckpt[0], device="cpu")
     with pytest.raises(DataError, match="image size 1e\\+30 x 1e\\+30 is outside 1..65536 pixels"):
@@ -409,7 +409,7 @@ def test_deep_set_is_one_line(module, capsys):
 # ---------------------------------------------------------------------------- bombs, memory-capped
 _CAPPED = r"""
 import resource, sys
-from hgn_pyg.data.keypoint_files import read_keypoints
+from hgn_pyg.inference.keypoint_files import read_keypoints
 from hgn_pyg.errors import DataError
 size = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
 cap = size + 200 * 2 ** 20  # what is mapped after the imports + 200 MB

@@ -46,9 +46,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import DataError
-from .keypoints import KEYPOINT_FORMATS
-from .validate import read_json
+from hgn_pyg.data.keypoints import KEYPOINT_FORMATS
+from hgn_pyg.data.validate import read_json
+from hgn_pyg.errors import DataError
+from hgn_pyg.untrusted import load_npz
 
 __all__ = ["FILE_FORMATS", "KeypointTrack", "KeypointFile", "read_keypoints", "detect_format", "NpyRows",
            "MAX_POSES", "MAX_NPZ_MEMBER_BYTES", "MAX_JSON_BYTES", "MAX_ID"]
@@ -177,7 +178,7 @@ def _check_shape(path, what: str, shape: Tuple[int, ...], dtype: np.dtype, numer
         raise _fail(path, f"{what}: expected numbers, got {dtype} values")
     if len(shape) == 3 and shape[0] > MAX_POSES:
         raise _fail(path, f"{what}: {shape[0]} poses declared; at most {MAX_POSES} are read "
-                          "(MAX_POSES in hgn_pyg.data.keypoint_files): split the file")
+                          "(MAX_POSES in hgn_pyg.inference.keypoint_files): split the file")
     if shape and int(np.prod(shape, dtype=np.float64)) > MAX_POSES * _NUM_JOINTS * 3:
         raise _fail(path, f"{what}: shape {list(shape)} is beyond the {MAX_POSES}-pose limit")
 
@@ -281,8 +282,6 @@ def _split_xy_scores(a: np.ndarray, path, key: str) -> Tuple[np.ndarray, Optiona
 def _read_npz(path: Path) -> Dict[str, np.ndarray]:
     """Every array of an ``.npz``: object arrays (VideoPose3D's pickled dicts) through the one
     restricted reader, so nothing in the file can run code."""
-    from hgn_pyg.untrusted import load_npz
-
     _check_npz_members(path)
     return load_npz(path)
 

@@ -2,8 +2,8 @@
 [--format auto|h36m|coco|mmpose|videopose3d] [--image-size W H | --normalized] [--min-score S]
 [--out DIR] [--render] [--overwrite] [--device DEV] [--batch-size N] [--debug]``.
 
-Reads the keypoint file (formats: :mod:`hgn_pyg.data.keypoint_files`), lifts every person's track
-with :class:`~hgn_pyg.engine.lifter.Lifter` (conventions there), and writes
+Reads the keypoint file (formats: :mod:`hgn_pyg.inference.keypoint_files`), lifts every person's track
+with :class:`~hgn_pyg.inference.lifter.Lifter` (conventions there), and writes
 
 * ``DIR/poses_3d.npz``: ``joints_3d [N, 17, 3]`` float32 (metres, camera frame, pelvis-relative),
   ``frame [N]``, ``track [N]`` (index into ``track_names``), ``scores [N, 17]`` when the file has
@@ -19,7 +19,7 @@ and ``DIR/poses_3d.manifest.json`` (every file of the result with its size, and 
 The files are one unit (:class:`hgn_pyg.io.ResultWriter`): written to temporaries in ``DIR`` and
 moved into place together under a lock on ``DIR``, so a killed, failing or concurrent lift leaves
 the previous result or the new one, whole, never a mix, and never writes through a symbolic link.
-Long inputs are read, lifted and written in chunks (:data:`~hgn_pyg.engine.lifter.CHUNK_POSES`
+Long inputs are read, lifted and written in chunks (:data:`~hgn_pyg.inference.lifter.CHUNK_POSES`
 poses): memory stays flat in the number of frames. Existing outputs are kept unless
 ``--overwrite``. Errors: one line naming the file and what is wrong, exit status 2 (``--debug``
 shows the traceback); the previous result stays as it was.
@@ -34,7 +34,16 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from hgn_pyg.engine.lifter import Lifter, LiftResult
+import numpy as np
+
+from hgn_pyg.cli.common import run_cli, setup_logging
+from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE
+from hgn_pyg.errors import ConfigError, DataError
+from hgn_pyg.graphs.skeleton import H36M
+from hgn_pyg.inference.keypoint_files import FILE_FORMATS, read_keypoints
+from hgn_pyg.inference.lifter import IMAGE_SIZE_RANGE, Lifter, LiftResult, check_min_score
+from hgn_pyg.inference.render import frame_indices, render_contact_sheet, render_gif
+from hgn_pyg.io import LOCK_NAME, LockBusy, ResultWriter
 
 __all__ = ["main", "build_parser", "Lifter", "LiftResult", "write_lift", "output_names"]
 
@@ -45,9 +54,6 @@ OUTPUT_NAMES = ("poses_3d.npz", "poses_3d.json")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hgn_pyg.data.keypoint_files import FILE_FORMATS
-    from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE
-
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", metavar="CKPT", required=True, help="an hgn_pyg checkpoint (trained or converted)")
     p.add_argument("--keypoints", metavar="FILE", required=True, help="2D keypoint file (.json, .npy, .npz)")
@@ -78,22 +84,16 @@ class _Column:
     def __init__(self, folder: Path, name: str, dtype, tail: tuple, rows: int):
         import tempfile
 
-        import numpy as np
-
         self.name, self.dtype, self.shape = name, np.dtype(dtype), (rows,) + tuple(tail)
         self.fh = tempfile.TemporaryFile(dir=str(folder), prefix=f".poses_3d.npz.{name}.tmp-")
         self.rows = 0
 
     def append(self, a) -> None:
-        import numpy as np
-
         a = np.ascontiguousarray(a, dtype=self.dtype)
         self.fh.write(a.tobytes())
         self.rows += len(a)
 
     def write_member(self, zf) -> None:
-        import numpy as np
-
         assert self.rows == self.shape[0], (self.name, self.rows, self.shape)
         with zf.open(f"{self.name}.npy", "w", force_zip64=True) as member:
             np.lib.format.write_array_header_2_0(member, {"descr": np.lib.format.dtype_to_descr(self.dtype),
@@ -109,8 +109,6 @@ class _Column:
 
 def _json_rows(joints) -> str:
     """``[[x, y, z] * 17] * n`` as JSON text without the outer brackets, 0.01 mm resolution."""
-    import numpy as np
-
     return json.dumps(np.round(joints.astype(np.float64), 5).tolist(), separators=(",", ":"), allow_nan=False)[1:-1]
 
 
@@ -130,11 +128,7 @@ def write_lift(lifter: Lifter, kfile, out: Path, meta: dict, image_size=None, no
 
     Returns the final paths. Raises :class:`~hgn_pyg.errors.ConfigError` when ``out`` holds a
     result and not ``overwrite``, or another lift is writing into it."""
-    import numpy as np
     from tqdm.auto import tqdm
-
-    from hgn_pyg.errors import ConfigError
-    from hgn_pyg.io import LockBusy, ResultWriter
 
     names = output_names(len(kfile.tracks), render)
     n = kfile.num_frames
@@ -156,8 +150,6 @@ def write_lift(lifter: Lifter, kfile, out: Path, meta: dict, image_size=None, no
             cols["scores"] = _Column(out, "scores", np.float32, (17,), n)
         keep = {}  # track -> rows the renderers draw
         if render:
-            from hgn_pyg.engine.render import frame_indices
-
             for i, t in enumerate(kfile.tracks):
                 keep[i] = {"gif": set(frame_indices(len(t.frames), 120).tolist()),
                            "png": set(frame_indices(len(t.frames), 8).tolist()), "rows": {}}
@@ -213,10 +205,6 @@ def write_lift(lifter: Lifter, kfile, out: Path, meta: dict, image_size=None, no
 
 
 def _render(kfile, keep, writer, joint_names) -> None:
-    import numpy as np
-
-    from hgn_pyg.engine.render import render_contact_sheet, render_gif
-    from hgn_pyg.graphs.skeleton import H36M
 
     several = len(kfile.tracks) > 1
     for i in range(len(kfile.tracks)):
@@ -232,10 +220,6 @@ def _render(kfile, keep, writer, joint_names) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hgn_pyg.data.keypoint_files import read_keypoints
-    from hgn_pyg.engine.lifter import IMAGE_SIZE_RANGE, check_min_score
-    from hgn_pyg.errors import ConfigError, DataError
-
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
@@ -250,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
     lo, hi = IMAGE_SIZE_RANGE
     if args.image_size and not all(lo <= v <= hi for v in args.image_size):
         raise ConfigError(f"--image-size {args.image_size[0]:g} {args.image_size[1]:g}: W and H must be "
-                          f"{lo:g}..{hi:g} pixels (IMAGE_SIZE_RANGE in hgn_pyg.engine.lifter)")
+                          f"{lo:g}..{hi:g} pixels (IMAGE_SIZE_RANGE in hgn_pyg.inference.lifter)")
 
     kfile = read_keypoints(args.keypoints, args.format)
     names = output_names(len(kfile.tracks), args.render)
@@ -263,8 +247,6 @@ def _run(args: argparse.Namespace) -> int:
     info = lifter.info
     joint_names = list(info.joint_names) if info is not None and info.joint_names else None
     if not joint_names:
-        from hgn_pyg.graphs.skeleton import H36M
-
         joint_names = list(H36M.joint_names)
     meta = {"checkpoint": str(args.checkpoint), "keypoints": str(args.keypoints), "file_format": kfile.file_format,
             "keypoint_format": kfile.keypoint_format, "joint_names": joint_names, "units": "m",
@@ -285,8 +267,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _remove_if_only_lock(out: Path) -> None:
-    from hgn_pyg.io import LOCK_NAME
-
     try:
         if [p.name for p in out.iterdir()] == [LOCK_NAME]:
             (out / LOCK_NAME).unlink()
@@ -296,9 +276,6 @@ def _remove_if_only_lock(out: Path) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from hgn_pyg.engine.cli import run_cli
-    from hgn_pyg.engine.trainer import setup_logging
-
     args = build_parser().parse_args(argv)
     setup_logging(None, level="DEBUG" if args.debug else "WARNING")
     return run_cli(lambda: _run(args), args.debug, PROG)

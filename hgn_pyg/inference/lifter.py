@@ -22,9 +22,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from hgn_pyg.config import config_from_dict
 from hgn_pyg.data.augment import model_input
-from hgn_pyg.errors import CheckpointError, DataError
+from hgn_pyg.data.camera import normalize_pixels
+from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE, FORMAT_JOINT_SETS, apply_missing_policy, to_h36m
+from hgn_pyg.engine import build
+from hgn_pyg.engine.evaluator import _progress_interval
+from hgn_pyg.errors import CheckpointError, ConfigError, DataError
+from hgn_pyg.models import load_model
+from hgn_pyg.models.checkpoint_io import is_official_checkpoint, load_checkpoint_file
 
 __all__ = ["Lifter", "LiftResult", "LiftChunk", "NORMALIZED_LIMIT", "DEFAULT_BATCH", "CHUNK_POSES",
            "IMAGE_SIZE_RANGE", "check_min_score"]
@@ -113,8 +121,6 @@ class Lifter:
 
     def __init__(self, model: torch.nn.Module, info=None, device: Optional[Union[str, torch.device]] = None,
                  batch_size: Optional[int] = None, min_score: Optional[float] = None):
-        from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE
-
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.info = info
@@ -146,9 +152,6 @@ class Lifter:
         Raises:
             CheckpointError: unreadable file, or a checkpoint this cannot build a model from.
         """
-        from hgn_pyg.models.checkpoint import load_model
-        from hgn_pyg.models.official import is_official_checkpoint, load_checkpoint_file
-
         source = os.fspath(path)
         ckpt = load_checkpoint_file(path)
         hierarchy = None
@@ -205,8 +208,6 @@ class Lifter:
                 first_frame: int = 0) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """Keypoints ``[T, K, 2]`` -> the model's input: ``(x [T, 17, 2] float64 normalised, missing
         filled; missing [T, 17]; scores [T, 17] or None)`` (checks of :meth:`__call__`)."""
-        from hgn_pyg.data.keypoints import FORMAT_JOINT_SETS, apply_missing_policy, to_h36m
-
         kp = np.asarray(keypoints)
         if kp.dtype == object or not (np.issubdtype(kp.dtype, np.floating) or np.issubdtype(kp.dtype, np.integer)):
             raise DataError(f"{source}: expected real numbers, got dtype {kp.dtype}")
@@ -244,8 +245,6 @@ class Lifter:
 
     @staticmethod
     def _normalize(xy: np.ndarray, image_size, normalized: bool, source: str) -> np.ndarray:
-        from hgn_pyg.data.camera import normalize_pixels
-
         if image_size is None:
             if not normalized:
                 finite = xy[np.isfinite(xy)]
@@ -268,7 +267,7 @@ class Lifter:
         if size.size and ((size < lo).any() or (size > hi).any()):
             bad = size[((size < lo) | (size > hi)).any(1)][0].tolist()
             raise DataError(f"{source}: image size {bad[0]:g} x {bad[1]:g} is outside {lo:g}..{hi:g} pixels "
-                            "(IMAGE_SIZE_RANGE in hgn_pyg.engine.lifter)")
+                            "(IMAGE_SIZE_RANGE in hgn_pyg.inference.lifter)")
         return normalize_pixels(xy, size[:, 0], size[:, 1])  # per frame, as the data readers do
 
     @torch.no_grad()
@@ -301,7 +300,7 @@ class Lifter:
     # ------------------------------------------------------------------ lifting files
     def iter_lift(self, kfile, image_size: Optional[Sequence[float]] = None, normalized: Optional[bool] = None,
                   min_score: Optional[float] = None, chunk: int = CHUNK_POSES):
-        """Lift every track of a :class:`~hgn_pyg.data.keypoint_files.KeypointFile` in chunks of
+        """Lift every track of a :class:`~hgn_pyg.inference.keypoint_files.KeypointFile` in chunks of
         ``chunk`` poses: yields :class:`LiftChunk` in track, then frame order. A streamed file
         (``.npy``) is read chunk by chunk, so memory stays flat in its length.
 
@@ -330,7 +329,7 @@ class Lifter:
 
     def lift_file(self, kfile, image_size: Optional[Sequence[float]] = None, normalized: Optional[bool] = None,
                   min_score: Optional[float] = None, progress: bool = False) -> LiftResult:
-        """Lift every track of a :class:`~hgn_pyg.data.keypoint_files.KeypointFile` into one
+        """Lift every track of a :class:`~hgn_pyg.inference.keypoint_files.KeypointFile` into one
         :class:`LiftResult` held in memory (:meth:`iter_lift` streams instead); ``progress`` shows a
         tqdm bar over poses."""
         from tqdm.auto import tqdm
@@ -349,18 +348,8 @@ class Lifter:
                           np.concatenate([p.missing for p in parts]), np.concatenate([p.keypoints_2d for p in parts]))
 
 
-def _progress_interval() -> float:
-    from hgn_pyg.engine.evaluator import _progress_interval as interval
-
-    return interval()
-
-
 def _hierarchy_from_stored_config(ckpt: Dict[str, Any], source: str):
     """Graphs for a version-1 checkpoint: rebuilt from the body model its stored config names."""
-    from hgn_pyg.config import config_from_dict
-    from hgn_pyg.engine import build
-    from hgn_pyg.errors import ConfigError
-
     stored = ckpt.get("config")
     if not isinstance(stored, dict):
         raise CheckpointError(f"{source}: carries neither graphs nor a configuration to rebuild them from")
