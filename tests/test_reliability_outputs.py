@@ -25,7 +25,7 @@ from hgn_pyg.errors import DataError
 from hgn_pyg.io import LockBusy, NoFollowFileHandler, ResultWriter, file_lock, read_manifest
 from hgn_pyg.lift import main
 
-from test_lift import TOL, H, W, _pixels, _reference, ckpt  # noqa: F401  (the random-weight checkpoint)
+from test_inference_lifter import TOL, H, W, _pixels, _reference, ckpt  # noqa: F401  (the random-weight checkpoint)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -381,7 +381,7 @@ def test_nan_weights_name_the_checkpoint(ckpt, tmp_path, capsys):
 # ---------------------------------------------------------------------------- checkpoints, --set
 def test_truncated_and_legacy_checkpoints(tmp_path):
     from hgn_pyg.errors import CheckpointError
-    from hgn_pyg.models.official import load_checkpoint_file
+    from hgn_pyg.models.checkpoint_io import load_checkpoint_file
 
     torch.save({"model": {"w": torch.randn(300, 100)}}, tmp_path / "a.pt")
     data = (tmp_path / "a.pt").read_bytes()
