@@ -378,6 +378,19 @@ def test_nan_weights_name_the_checkpoint(ckpt, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_non_finite_output_names_the_checkpoint(ckpt):
+    """Finite weights that overflow float32 (x 1e30): the joints are not finite -> CheckpointError."""
+    from hgn_pyg.errors import CheckpointError
+    from hgn_pyg.inference.lifter import Lifter
+
+    lifter = Lifter.from_checkpoint(ckpt[0], device="cpu")
+    with torch.no_grad():
+        for p in lifter.model.parameters():
+            p.mul_(1e30)
+    with pytest.raises(CheckpointError, match=r"model.pt: the model gave NaN or infinite joints"):
+        lifter(_pixels(3), image_size=(W, H))
+
+
 # ---------------------------------------------------------------------------- checkpoints, --set
 def test_truncated_and_legacy_checkpoints(tmp_path):
     from hgn_pyg.errors import CheckpointError
