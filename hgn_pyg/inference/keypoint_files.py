@@ -224,7 +224,7 @@ def _check_npz_members(path: Path) -> None:
                 if info.file_size > MAX_NPZ_MEMBER_BYTES:
                     raise _fail(path, f"[\"{key}\"]: decodes to {info.file_size} bytes; at most "
                                       f"{MAX_NPZ_MEMBER_BYTES} per .npz member (MAX_NPZ_MEMBER_BYTES in "
-                                      "hgn_pyg.data.keypoint_files): store long inputs as .npy")
+                                      "hgn_pyg.inference.keypoint_files): store long inputs as .npy")
                 with zf.open(info) as fh:
                     shape, _, dtype = _npy_header(fh, path, f"[\"{key}\"]")
                 if not dtype.hasobject:
@@ -247,7 +247,7 @@ def _read_json_bounded(path: Path) -> Any:
         raise _fail(path, f"cannot read file ({exc.strerror or exc})") from None
     if size > MAX_JSON_BYTES:
         raise _fail(path, f"{size} bytes of JSON; at most {MAX_JSON_BYTES} are read (MAX_JSON_BYTES in "
-                          "hgn_pyg.data.keypoint_files): split the file or convert it to .npy")
+                          "hgn_pyg.inference.keypoint_files): split the file or convert it to .npy")
     return read_json(path)
 
 
