@@ -1,7 +1,7 @@
 """Peak memory and speed of ``python -m hgn_pyg.lift`` on a long ``.npy`` input, and the cost of
 refusing a zip-bomb ``.npz`` (issue 20; figures in docs/reliability_outputs.md).
 
-    python benchmarks/lift_memory.py --checkpoint CKPT [--frames 1000000] [--ref-repo DIR]
+    python benchmarks/lift_memory.py --checkpoint CKPT [--frames 1000000] [--ref-repo DIR] [--rounds N]
         [--bomb-frames 20000000] [--work DIR]
 
 Each lift runs as a child process (``PYTHONPATH`` = this checkout, or ``--ref-repo`` for the
@@ -87,6 +87,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=1_000_000)
     p.add_argument("--ref-repo", help="a checkout of the code to compare speed and memory with")
     p.add_argument("--bomb-frames", type=int, default=20_000_000, help="0: no bomb")
+    p.add_argument("--rounds", type=int, default=1, help="runs of each code, in alternating order (median)")
     p.add_argument("--work", help="scratch folder (default: a temporary one)")
     args = p.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="lift_memory_"))
@@ -104,13 +105,19 @@ def main() -> None:
     runs = {"this": REPO}
     if args.ref_repo:
         runs["reference"] = Path(args.ref_repo)
-    for name, repo in runs.items():
-        r = lift(repo, args.checkpoint, kp, work / f"out_{name}")
-        r["poses_per_s"] = args.frames / r["wall_s"]
-        report[name] = r
-        print(name, json.dumps(r), flush=True)
+    for r in range(args.rounds):  # alternating order: a drift in the machine's load hits both
+        for name in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
+            res = lift(runs[name], args.checkpoint, kp, work / f"out_{name}")
+            res["poses_per_s"] = args.frames / res["wall_s"]
+            report.setdefault(f"{name}_rounds", []).append(res)
+            print(name, json.dumps(res), flush=True)
+    for name in runs:
+        rounds = report.pop(f"{name}_rounds")
+        best = sorted(rounds, key=lambda x: x["poses_per_s"])[len(rounds) // 2]  # the median round
+        report[name] = dict(best, poses_per_s_rounds=[x["poses_per_s"] for x in rounds],
+                            max_rss_mb=max(x["max_rss_mb"] for x in rounds))
     if "reference" in report and report["reference"]["rc"] == 0 and report["this"]["rc"] == 0:
-        report["speed_ratio_this_over_reference"] = report["this"]["poses_per_s"] / report["reference"]["poses_per_s"]
+        report["speed_ratio_this_over_reference (medians)"] = report["this"]["poses_per_s"] / report["reference"]["poses_per_s"]
         a = np.load(work / "out_this" / "poses_3d.npz")["joints_3d"]
         b = np.load(work / "out_reference" / "poses_3d.npz")["joints_3d"]
         report["max_abs_diff_m"] = float(np.abs(a - b).max())
