@@ -360,6 +360,7 @@ class RandomJointDropout(BaseTransform):
                                          relabel_nodes=True, num_nodes=n)
         out = data.clone()
         out.edge_index, out.edge_type = edge_index, edge_type
+        out.num_nodes = int(mask.sum())  # an explicit num_nodes must follow the subset
         for key in _NODE_KEYS:
             if key in out:
                 out[key] = out[key][mask]
