@@ -520,7 +520,8 @@ def safe_yaml(text: str, where: str) -> Any:
     """``yaml.safe_load(text)`` with alias expansion limited to :data:`MAX_YAML_NODES` nodes.
 
     Raises:
-        yaml.YAMLError: malformed YAML. ConfigError: too many nodes after alias expansion.
+        yaml.YAMLError: malformed YAML. ConfigError: too many nodes after alias expansion, or
+            nesting deeper than Python's recursion limit.
     """
     loader = yaml.SafeLoader(text)
     try:
@@ -550,6 +551,8 @@ def safe_yaml(text: str, where: str) -> Any:
 
         size(node)
         return loader.construct_document(node)
+    except RecursionError:  # e.g. --set KEY=[[[[...]]]] thousands deep
+        raise ConfigError(f"{where}: the YAML is nested too deeply") from None
     finally:
         loader.dispose()
 
@@ -565,10 +568,11 @@ def parse_override(text: str) -> tuple:
     if lhs.count(".") != 1:
         raise ConfigError(f"--set {text!r}: expected SECTION.key=value (one dot between section and key)")
     section, key = (p.strip() for p in lhs.split("."))
+    shown = repr(text) if len(text) <= 120 else f"{text[:60]!r}... ({len(text)} characters)"
     try:
-        value = safe_yaml(rhs, f"--set {text!r}") if rhs.strip() else ""
+        value = safe_yaml(rhs, f"--set {shown}") if rhs.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc.__class__.__name__})") from None
+        raise ConfigError(f"--set {shown}: value is not valid YAML ({exc.__class__.__name__})") from None
     if isinstance(value, str) and value.lower().endswith(tuple("0123456789")):
         # YAML 1.1 reads "1e-4" as a string; accept it as the number it obviously is.
         try:

@@ -17,6 +17,14 @@ the inert :class:`Opaque` stand-in (``placeholders=("chumpy",)``: the chumpy arr
 SMPL ``.pkl`` when only its faces are read).
 
 Arrays without objects in an ``.npz`` are read by NumPy with ``allow_pickle=False``.
+
+Byte budget: a pickle is small, but the callables it may name can allocate from a small argument
+(``bytearray(3_000_000_000)``, ``ndarray((10**9,))``, ``list(range(10**9))``). Every call the
+pickle makes is checked first: no integer argument (a length), no shape product and no ``range``
+beyond :data:`MAX_ITEMS`, and the sum of what the calls may allocate within :data:`MAX_ALLOC_BYTES`
+per file; otherwise one :class:`~hgn_pyg.errors.DataError`. Data stored in the file itself is
+bounded by the file (and, in an ``.npz``, by the member sizes the caller checks from the zip
+directory).
 """
 from __future__ import annotations
 
@@ -31,7 +39,8 @@ import numpy as np
 
 from hgn_pyg.errors import DataError
 
-__all__ = ["load_pickle", "load_npz", "loads_pickle", "RestrictedUnpickler", "Opaque", "ALLOWED_GLOBALS"]
+__all__ = ["load_pickle", "load_npz", "loads_pickle", "RestrictedUnpickler", "Opaque", "ALLOWED_GLOBALS",
+           "MAX_ITEMS", "MAX_ALLOC_BYTES"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -50,6 +59,11 @@ _PLAIN = [(m, n) for m in ("builtins", "__builtin__")
 ALLOWED_GLOBALS = frozenset(_NUMPY + _SPARSE + _PLAIN + [
     ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), ("_codecs", "encode"),
 ])
+#: Largest length, shape product or range a pickled call may ask for: 2**27 items (1 GiB of
+#: float64; SMPL's largest array has ~0.4 million).
+MAX_ITEMS = 2 ** 27
+#: Most bytes the calls of one pickle may allocate together (8 bytes counted per item).
+MAX_ALLOC_BYTES = 2 ** 30
 _RENAMED = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 _HINTS = {"chumpy": "; the original SMPL .pkl stores chumpy arrays: use its chumpy-free copy (the "
                     "'remove chumpy' SMPL file or SMPL_NEUTRAL.npz)"}
@@ -71,6 +85,44 @@ class _Refused(pickle.UnpicklingError):
         self.module, self.name = module, name
 
 
+class _Budget(pickle.UnpicklingError):
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
+
+
+def _items(value: Any, depth: int = 0) -> int:
+    """How many items a call argument may make the callee allocate (lengths, shapes, ranges)."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return abs(value)
+    if isinstance(value, range):
+        return len(value)
+    if isinstance(value, (tuple, list)) and depth < 3:
+        if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            prod = 1
+            for v in value:
+                prod *= max(abs(v), 1)
+            return max(prod, max(abs(v) for v in value))
+        return max((_items(v, depth + 1) for v in value), default=0)
+    if isinstance(value, dict) and depth < 3:
+        return max((_items(v, depth + 1) for v in value.values()), default=0)
+    return 0
+
+
+class _Wrapped:
+    """A guarded allowed global: calling it checks the budget; ``cls`` is the original."""
+
+    __slots__ = ("cls", "_call")
+
+    def __init__(self, cls: Any, call: Any):
+        self.cls, self._call = cls, call
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(*args, **kwargs)
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """A :class:`pickle.Unpickler` that resolves only :data:`ALLOWED_GLOBALS` (see the module doc).
 
@@ -82,6 +134,29 @@ class RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file: Any, placeholders: Sequence[str] = (), encoding: str = "latin1"):
         super().__init__(file, encoding=encoding)
         self._placeholders = frozenset(placeholders)
+        self._spent = 0
+
+    def _guarded(self, fn: Any, label: str) -> Any:
+        """``fn`` behind the byte budget of the module doc. Builtin and NumPy classes become guarded
+        callables too (unwrapped again where another allowed call takes them as arguments, e.g.
+        ``_reconstruct(ndarray, ...)``); scipy.sparse classes stay classes (pickle's NEWOBJ needs a
+        class, and ``__new__`` allocates nothing)."""
+        if isinstance(fn, type) and fn.__module__ not in ("builtins", "numpy"):
+            return fn
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            args = tuple(a.cls if isinstance(a, _Wrapped) else a for a in args)
+            n = max(_items(list(args)), _items(kwargs))
+            if n > MAX_ITEMS:
+                raise _Budget(f"a call to {label} asks for {n} items (at most {MAX_ITEMS}, MAX_ITEMS in "
+                              "hgn_pyg.untrusted)")
+            self._spent += 8 * n
+            if self._spent > MAX_ALLOC_BYTES:
+                raise _Budget(f"the calls of the pickle ask for over {MAX_ALLOC_BYTES} bytes together "
+                              "(MAX_ALLOC_BYTES in hgn_pyg.untrusted)")
+            return fn(*args, **kwargs)
+
+        return _Wrapped(fn, call)
 
     def find_class(self, module: str, name: str) -> Any:
         if module.split(".")[0] in self._placeholders:
@@ -90,7 +165,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             module = _RENAMED.get(module, module)
             if module.startswith("numpy.core.") and hasattr(np, "_core"):
                 module = "numpy._core." + module[len("numpy.core."):]  # NumPy 2 (no warning)
-            return super().find_class(module, name)
+            return self._guarded(super().find_class(module, name), f"{module}.{name}")
         if module in ("numpy.dtypes", "numpy._core.dtypes") and name.endswith("DType") and name.isidentifier():
             return super().find_class(module, name)  # the dtype classes of NumPy >= 1.25
         raise _Refused(module, name)
@@ -108,6 +183,9 @@ def _unpickle(fh: Any, path: PathLike, placeholders: Sequence[str], key: Optiona
         return RestrictedUnpickler(fh, placeholders).load()
     except _Refused as exc:
         raise _refusal(path, exc, key) from None
+    except _Budget as exc:
+        where = f" [\"{key}\"]:" if key is not None else ""
+        raise DataError(f"{path}:{where} refused: {exc.what}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             ImportError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
         where = f" [\"{key}\"]" if key is not None else ""

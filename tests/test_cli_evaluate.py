@@ -113,3 +113,35 @@ def test_checkpoint_fields_of_the_wrong_type(trained, tmp_path):
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 2 and f"field '{key}'" in proc.stderr and str(bad) in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / key).exists()
+
+
+def test_nan_weights_refused_before_any_folder(trained, tmp_path):
+    """A checkpoint whose weights hold NaN: one line naming it, exit 2, no output folder."""
+    from hgn_pyg.engine.training_state import load_checkpoint
+
+    root, exp = trained
+    ck = load_checkpoint(exp / "checkpoint" / "last.pth.tar")
+    key = next(k for k, v in ck["model"].items() if v.is_floating_point() and v.dim() >= 2)
+    ck["model"][key] = torch.full_like(ck["model"][key], float("nan"))
+    torch.save(ck, tmp_path / "nan.pth.tar")
+    proc = subprocess.run([sys.executable, "-m", "hgn_pyg.test", "--checkpoint", str(tmp_path / "nan.pth.tar"),
+                           "--set", f"DATASET.root={root}", "--out", str(tmp_path / "eval")], cwd=tmp_path, env=env(),
+                          capture_output=True, text=True, timeout=600)
+    err = [line for line in proc.stderr.splitlines() if "hgn_pyg.test" in line]
+    assert proc.returncode == 2 and len(err) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "nan.pth.tar: the weights hold NaN or infinite values" in err[0] and key in err[0]
+    assert not (tmp_path / "eval").exists()
+
+
+def test_test_log_is_never_appended_through_a_link(trained, tmp_path):
+    root, exp = trained
+    out = tmp_path / "eval"
+    out.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    os.symlink(victim, out / "test.log")
+    proc = subprocess.run([sys.executable, "-m", "hgn_pyg.test", "--checkpoint", str(exp / "checkpoint" / "last.pth.tar"),
+                           "--set", f"DATASET.root={root}", "--out", str(out)], cwd=tmp_path, env=env(),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "test.log is a symbolic link" in proc.stderr, proc.stderr
+    assert victim.read_text() == "precious" and sorted(p.name for p in out.iterdir()) == ["test.log"]

@@ -205,6 +205,7 @@ def test_resume_with_a_checkpoint_of_another_architecture(data, tmp_path):
     assert len(errors) == 1 and key in errors[0]
     for p, content in snapshot.items():
         assert p.read_bytes() == content, p  # nothing written over
+    assert not list(exp.glob("config_resume_*"))  # the changed config is recorded only once resumed
 
 
 def test_model_weight_path_initialises_a_new_run(data, tmp_path):
@@ -230,3 +231,23 @@ def test_model_weight_path_initialises_a_new_run(data, tmp_path):
                check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert str(weights) in [line for line in proc.stderr.splitlines() if "error" in line][0]
+
+
+def test_sigterm_ends_training_with_a_message_then_resume(data, reference, tmp_path):
+    """SIGTERM (kill, a scheduler's stop): one line, exit 143, a train.log line; --resume then ends
+    exactly like an uninterrupted run."""
+    args = [sys.executable, "-m", "hgn_pyg.train"] + base_args(data, tmp_path) + ["--set", "TRAIN.end_epoch=4"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: any(tmp_path.glob("exp_*/checkpoint/last.pth.tar")), proc=proc)
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err
+    assert [line for line in err.splitlines() if "hgn_pyg.train:" in line] == [
+        "hgn_pyg.train: terminated (SIGTERM); a training run resumes with --resume EXP_DIR"]
+    (exp,) = list(tmp_path.iterdir())
+    assert "fatal: Terminated: terminated by SIGTERM" in (exp / "train.log").read_text()
+    cli("hgn_pyg.train", ["--resume", str(exp)], cwd=tmp_path)
+    same_metrics(results(exp), results(reference))

@@ -170,7 +170,7 @@ def test_reader_refuses_bad_files(tmp_path):
     good = _save(tmp_path, {"model": {"w": torch.ones(1000)}}, "good.pt")
     cut = tmp_path / "cut.pt"
     cut.write_bytes(good.read_bytes()[:1500])
-    with pytest.raises(CheckpointError, match="truncated or corrupt|not a PyTorch"):
+    with pytest.raises(CheckpointError, match="cut.pt: truncated"):
         load_checkpoint(cut)
     marker = tmp_path / "pwned"
     evil = _Evil()

@@ -3,7 +3,9 @@
 A user error (:class:`~hgn_pyg.errors.HGNError`: bad config, bad data, a checkpoint that
 does not fit; a missing or unreadable file; a diverging loss) prints one line on stderr and
 exits with status 2.  Anything else is a bug: one line and status 1.  ``--debug`` shows the
-traceback instead.  Ctrl-C exits with status 130.
+traceback instead.  Ctrl-C exits with status 130; SIGTERM (e.g. ``kill``, a scheduler's stop)
+is turned into :class:`Terminated`, so the same clean-up runs (temporary files removed, the error
+line in the run's log) and the tool exits with status 143 and one line.
 """
 from __future__ import annotations
 
@@ -15,7 +17,18 @@ from typing import Callable, Optional
 
 from hgn_pyg.errors import HGNError
 
-__all__ = ["run_cli", "add_common_arguments", "setup_logging"]
+__all__ = ["run_cli", "add_common_arguments", "setup_logging", "Terminated"]
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM (while :func:`run_cli` runs)."""
+
+    def __str__(self) -> str:
+        return "terminated by SIGTERM"
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    raise Terminated()
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +39,19 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(fn: Callable[[], int], debug: bool, prog: str) -> int:
     """Run ``fn`` and turn exceptions into one line on stderr and an exit status."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(fn() or 0)
+    except Terminated:
+        if debug:
+            raise
+        print(f"{prog}: terminated (SIGTERM); a training run resumes with --resume EXP_DIR", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         if debug:
             raise
@@ -47,6 +71,9 @@ def run_cli(fn: Callable[[], int], debug: bool, prog: str) -> int:
         print(f"{prog}: internal error: {exc.__class__.__name__}: {msg} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -83,7 +110,9 @@ def setup_logging(log_file: Optional[Path], level: str = "INFO", is_main: bool =
     console._hgn_pyg = True  # type: ignore[attr-defined]
     logger.addHandler(console)
     if log_file is not None and is_main:
-        fh = logging.FileHandler(log_file, mode="a")
+        from hgn_pyg.io import NoFollowFileHandler
+
+        fh = NoFollowFileHandler(log_file)  # appended, never through a symbolic link
         fh.setLevel(logging.DEBUG)
         fh.setFormatter(fmt)
         fh._hgn_pyg = True  # type: ignore[attr-defined]

@@ -111,6 +111,14 @@ def run_test(cfg, checkpoint: Optional[str] = None, out: Optional[str] = None) -
     run = pipeline.prepare(cfg, splits=splits, mesh_splits=("test",) if cfg.TEST.vis else (), checkpoint=ckpt,
                            checkpoint_path=str(ckpt_path), with_loss=False)
     cfg, model, test_set = run.cfg, run.model.to(device), run.test_set
+    from hgn_pyg.models.checkpoint import check_finite_weights
+
+    check_finite_weights(model, str(ckpt_path))  # NaN weights: one line, before any folder exists
+    if out_dir is not None:
+        links = [n for n in ("config.yaml", "test.log", "results.json") if (out_dir / n).is_symlink()]
+        if links:
+            raise ConfigError(f"--out {out_dir}: {', '.join(links)} is a symbolic link; hgn_pyg.test never "
+                              "writes through one (remove it or choose another folder)")
 
     # everything is checked: only now is the output folder written
     if out_dir is not None:

@@ -71,8 +71,6 @@ def _run(args: argparse.Namespace) -> int:
                 if ctx.is_main:
                     pipeline.open_experiment(exp_dir, stack)
                     cfg.save(exp_dir / "config.yaml")
-            elif ctx.is_main:
-                _record_changed_config(cfg, exp_dir)
             setup_logging(exp_dir / "train.log", cfg.EXPERIMENT.log_level, ctx.is_main)
             with pipeline.fatal_errors_logged():
                 log.info("experiment folder: %s", exp_dir)
@@ -90,6 +88,8 @@ def _run(args: argparse.Namespace) -> int:
                                   model_record=build.model_record(cfg, run.hierarchy, run.body))
                 if args.resume:
                     trainer.resume()
+                    if ctx.is_main:  # only once the checkpoint took the changed config
+                        _record_changed_config(cfg, exp_dir)
                 results = trainer.fit()
             if ctx.is_main:
                 print(format_table(results, results.get("baseline")))

@@ -168,10 +168,11 @@ def open_experiment(exp_dir: Path, stack: contextlib.ExitStack) -> Path:
 
 @contextlib.contextmanager
 def fatal_errors_logged() -> Iterator[None]:
-    """Write an error that ends the run into the log *file* too (the CLI prints it on stderr)."""
+    """Write an error (or an interruption: Ctrl-C, SIGTERM) that ends the run into the log *file* too
+    (the CLI prints it on stderr)."""
     try:
         yield
-    except Exception as exc:
+    except (Exception, KeyboardInterrupt) as exc:  # Ctrl-C and SIGTERM (engine.cli.Terminated) too
         msg = " ".join(str(exc).split()) or type(exc).__name__
         record = logging.LogRecord("hgn_pyg", logging.ERROR, __file__, 0, "fatal: %s: %s",
                                    (type(exc).__name__, msg), None)

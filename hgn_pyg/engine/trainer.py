@@ -101,8 +101,8 @@ def _json_safe(obj: Any) -> Any:
 
 
 def write_results(path: Path, results: Dict[str, Any]) -> None:
-    """Write ``results.json`` atomically (non-finite numbers become ``null``)."""
-    atomic_write_text(Path(path), json.dumps(_json_safe(results), indent=2) + "\n")
+    """Write ``results.json`` atomically (non-finite numbers become ``null``: strict JSON)."""
+    atomic_write_text(Path(path), json.dumps(_json_safe(results), indent=2, allow_nan=False) + "\n")
 
 
 class Trainer:

@@ -19,6 +19,17 @@ format          files               layout
                                     (``coco``/``h36m``), ``video_metadata`` with ``w``, ``h``)
 ==============  ==================  ============================================================
 
+Size limits (checked before anything is allocated; a file beyond them is one
+:class:`~hgn_pyg.errors.DataError`):
+
+* :data:`MAX_POSES` poses per file (``.npy`` shape from its header, ``.npz`` member headers);
+* :data:`MAX_NPZ_MEMBER_BYTES` decoded bytes per ``.npz`` member, read from the zip directory
+  before decompressing (an ``.npz`` member is decompressed whole; longer inputs go in ``.npy``);
+* :data:`MAX_JSON_BYTES` per JSON file (Python's JSON objects take ~16x the text); the nesting
+  depth of JSON is bounded by the parser (about 1000 levels, refused with one line);
+* a ``.npy`` file is read in chunks (:class:`NpyRows`): lifting memory stays flat in the number
+  of frames.
+
 ``auto`` (:func:`detect_format`) looks at the extension and content and says why when it cannot
 tell (a plain array of 17 joints may be in either order; an ``.npz`` may say ``keypoint_format``).
 People: detections with a ``track_id`` are grouped per track; without one, the i-th detection of
@@ -41,13 +52,26 @@ from hgn_pyg.data.videopose3d import read_npz_dict
 from hgn_pyg.errors import DataError
 from hgn_pyg.untrusted import load_npz
 
-__all__ = ["FILE_FORMATS", "KeypointTrack", "KeypointFile", "read_keypoints", "detect_format"]
+__all__ = ["FILE_FORMATS", "KeypointTrack", "KeypointFile", "read_keypoints", "detect_format", "NpyRows",
+           "MAX_POSES", "MAX_NPZ_MEMBER_BYTES", "MAX_JSON_BYTES", "MAX_ID"]
 
 #: ``--format`` values: ``auto`` and the formats of the module docstring.
 FILE_FORMATS = ("auto", "h36m", "coco", "mmpose", "videopose3d")
 
 _NUM_JOINTS = 17
 PathLike = Union[str, os.PathLike]
+
+#: Most poses (track x frame) one keypoint file may hold: 10 million, four days of 30 fps video;
+#: their outputs alone take ~2 GB (``.npz``) and ~5 GB (``.json``).
+MAX_POSES = 10_000_000
+#: Most decoded bytes of one ``.npz`` member (decompressed whole into memory): 512 MiB, about
+#: 1.3 million ``[17, 3]`` float64 poses; a longer input belongs in a ``.npy`` file (streamed).
+MAX_NPZ_MEMBER_BYTES = 512 * 2 ** 20
+#: Largest JSON keypoint file: 128 MiB (~250k COCO detections); parsed, Python's objects take
+#: about 16x the text, so this bounds the reader at ~2 GB.
+MAX_JSON_BYTES = 128 * 2 ** 20
+#: Largest |image_id| / |frame_id| (int64 frame numbers, with room for arithmetic).
+MAX_ID = 2 ** 62
 
 
 @dataclass
@@ -68,6 +92,17 @@ class KeypointTrack:
     name: str
     image_size: Optional[np.ndarray] = None
 
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def rows(self, lo: int, hi: int) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+        """``(keypoints, scores, image_size)`` of frames ``lo:hi`` as float64 arrays (a chunk: a
+        streamed ``.npy`` reads only these rows)."""
+        kp = np.asarray(self.keypoints[lo:hi], dtype=np.float64)
+        sc = None if self.scores is None else np.asarray(self.scores[lo:hi], dtype=np.float64)
+        size = None if self.image_size is None else np.asarray(self.image_size[lo:hi], dtype=np.float64)
+        return kp, sc, size
+
 
 @dataclass
 class KeypointFile:
@@ -84,6 +119,137 @@ class KeypointFile:
     def num_frames(self) -> int:
         """Total number of (track, frame) poses."""
         return sum(len(t.frames) for t in self.tracks)
+
+
+# ---------------------------------------------------------------------------- streamed .npy
+class NpyRows:
+    """Columns ``cols`` of a C-ordered ``.npy`` array ``[T, 17, C]`` read lazily by rows: slicing
+    (``rows[lo:hi]``) reads only those rows from the file (``os.pread``), as float64;
+    ``np.asarray(rows)`` reads everything. Shape and dtype come from the header (checked)."""
+
+    def __init__(self, path: Path, offset: int, shape: Tuple[int, ...], dtype: np.dtype, cols: slice):
+        self.path, self.offset, self.dtype, self.cols = path, offset, dtype, cols
+        self.file_shape = shape
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        width = len(range(*cols.indices(shape[-1])))
+        self.shape = (shape[0], shape[1], width) if width > 1 else (shape[0], shape[1])
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, item: slice) -> np.ndarray:
+        if not isinstance(item, slice):
+            raise TypeError("NpyRows: only row slices are read")
+        lo, hi, step = item.indices(self.shape[0])
+        if step != 1:
+            raise TypeError("NpyRows: only contiguous row slices are read")
+        n = max(hi - lo, 0)
+        with open(self.path, "rb") as fh:
+            raw = os.pread(fh.fileno(), n * self.row_bytes, self.offset + lo * self.row_bytes)
+        if len(raw) != n * self.row_bytes:
+            raise _fail(self.path, f"truncated .npy file (rows {lo}:{hi} of {self.shape[0]} missing)")
+        a = np.frombuffer(raw, dtype=self.dtype).reshape((n,) + tuple(self.file_shape[1:]))
+        out = a[..., self.cols].astype(np.float64)
+        return out.reshape((n,) + self.shape[1:])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+def _npy_header(fh, path, what: str) -> Tuple[Tuple[int, ...], bool, np.dtype]:
+    """Shape, Fortran order and dtype of a ``.npy`` stream from its header alone."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            return fmt.read_array_header_1_0(fh, max_header_size=10000)
+        if version == (2, 0):
+            return fmt.read_array_header_2_0(fh, max_header_size=10000)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        where = f"{what}: " if what else ""
+        raise _fail(path, f"{where}not a readable .npy file ({str(exc).splitlines()[0][:200]})") from None
+    raise _fail(path, f"{what + ': ' if what else ''}unsupported .npy format version {version}")
+
+
+def _check_shape(path, what: str, shape: Tuple[int, ...], dtype: np.dtype, numeric: bool = True) -> None:
+    real = np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == bool
+    if numeric and (dtype.hasobject or not real):
+        raise _fail(path, f"{what}: expected numbers, got {dtype} values")
+    if len(shape) == 3 and shape[0] > MAX_POSES:
+        raise _fail(path, f"{what}: {shape[0]} poses declared; at most {MAX_POSES} are read "
+                          "(MAX_POSES in hgn_pyg.inference.keypoint_files): split the file")
+    if shape and int(np.prod(shape, dtype=np.float64)) > MAX_POSES * _NUM_JOINTS * 3:
+        raise _fail(path, f"{what}: shape {list(shape)} is beyond the {MAX_POSES}-pose limit")
+
+
+def _open_npy(path: Path) -> Tuple[Any, Optional[Any]]:
+    """``(keypoints, scores)`` of a ``.npy`` file, checked from its header and read lazily."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            shape, fortran, dtype = _npy_header(fh, path, "")
+            offset = fh.tell()
+    except OSError as exc:
+        raise _fail(path, f"cannot read file ({exc.strerror or exc})") from None
+    _check_shape(path, "array", shape, dtype)
+    if len(shape) == 2:
+        shape = (1,) + tuple(shape)
+    if len(shape) != 3 or shape[-1] not in (2, 3) or shape[0] == 0:
+        raise _fail(path, f"array: expected shape [T, {_NUM_JOINTS}, 2] (or 3 with scores), got {list(shape)}")
+    if shape[1] != _NUM_JOINTS:
+        raise _fail(path, f"array: {shape[1]} joints per pose; the lifter reads {_NUM_JOINTS} (H36M-17 or COCO-17)")
+    need = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < need:
+        raise _fail(path, f"truncated .npy file: the header declares {list(shape)} {dtype} ({need} bytes), "
+                          f"the file has {size}")
+    if fortran:  # rare: read it whole (bounded by MAX_POSES)
+        a = np.load(path, mmap_mode="r", allow_pickle=False).reshape(shape)
+        return a[..., :2], (a[..., 2] if shape[-1] == 3 else None)
+    xy = NpyRows(path, offset, shape, dtype, slice(0, 2))
+    sc = NpyRows(path, offset, shape, dtype, slice(2, 3)) if shape[-1] == 3 else None
+    return xy, sc
+
+
+def _check_npz_members(path: Path) -> None:
+    """Refuse an ``.npz`` whose members would decode beyond :data:`MAX_NPZ_MEMBER_BYTES` or whose
+    array headers declare more than :data:`MAX_POSES` poses — from the zip directory and the
+    headers, before anything is decompressed."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if info.file_size > MAX_NPZ_MEMBER_BYTES:
+                    raise _fail(path, f"[\"{key}\"]: decodes to {info.file_size} bytes; at most "
+                                      f"{MAX_NPZ_MEMBER_BYTES} per .npz member (MAX_NPZ_MEMBER_BYTES in "
+                                      "hgn_pyg.inference.keypoint_files): store long inputs as .npy")
+                with zf.open(info) as fh:
+                    shape, _, dtype = _npy_header(fh, path, f"[\"{key}\"]")
+                if not dtype.hasobject:
+                    _check_shape(path, f"[\"{key}\"]", shape, dtype, numeric=False)
+                    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                    if declared > info.file_size:
+                        raise _fail(path, f"[\"{key}\"]: the header declares {list(shape)} {dtype}, more than "
+                                          f"the {info.file_size} bytes stored")
+    except DataError:
+        raise
+    except Exception as exc:  # zip errors of a truncated or foreign file
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _fail(path, f"not a readable .npz file ({type(exc).__name__}: {msg[:200]})") from None
+
+
+def _read_json_bounded(path: Path) -> Any:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise _fail(path, f"cannot read file ({exc.strerror or exc})") from None
+    if size > MAX_JSON_BYTES:
+        raise _fail(path, f"{size} bytes of JSON; at most {MAX_JSON_BYTES} are read (MAX_JSON_BYTES in "
+                          "hgn_pyg.inference.keypoint_files): split the file or convert it to .npy")
+    return read_json(path)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -117,6 +283,7 @@ def _split_xy_scores(a: np.ndarray, path, key: str) -> Tuple[np.ndarray, Optiona
 def _read_npz(path: Path) -> Dict[str, np.ndarray]:
     """Every array of an ``.npz``: object arrays (VideoPose3D's pickled dicts) through the one
     restricted reader, so nothing in the file can run code."""
+    _check_npz_members(path)
     return load_npz(path)
 
 
@@ -156,23 +323,29 @@ def _group(path, dets: List[Tuple[int, Optional[Any], np.ndarray, Optional[np.nd
 
 def _frame_id(value: Any, path, where: str, names: Dict[Any, int]) -> int:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if not -MAX_ID <= int(value) <= MAX_ID:
+            raise _fail(path, f"{where}: {int(value)} is out of range (|id| <= 2**62)")
         return int(value)
     if isinstance(value, str):  # file names as image ids: numbered in order of appearance
         return names.setdefault(value, len(names))
     raise _fail(path, f"{where}: expected an integer or string id, got {type(value).__name__}")
 
 
+def _track_id(value: Any, path, where: str) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise _fail(path, f"{where}.track_id: expected an integer or string id, got {type(value).__name__}")
+
+
 # ---------------------------------------------------------------------------- readers
 def _read_array(path: Path, keypoint_format: str) -> KeypointFile:
     normalized = None
     if path.suffix.lower() == ".npy":
-        try:
-            raw = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise _fail(path, f"not a numeric .npy array ({str(exc).splitlines()[0]})") from None
-        except (OSError, EOFError) as exc:
-            raise _fail(path, f"not a readable .npy file ({type(exc).__name__}: {exc})") from None
-        xy, sc = _split_xy_scores(_float_array(raw, path, "array"), path, "array")
+        xy, sc = _open_npy(path)
     else:
         z = _read_npz(path)
         if "keypoints" in z:
@@ -190,7 +363,7 @@ def _read_array(path: Path, keypoint_format: str) -> KeypointFile:
         if "normalized" in z:
             normalized = bool(np.asarray(z["normalized"]).reshape(-1)[0])
     return KeypointFile(str(path), keypoint_format, keypoint_format,
-                        [KeypointTrack(xy, sc, np.arange(len(xy), dtype=np.int64), "array")], normalized)
+                        [KeypointTrack(xy, sc, np.arange(xy.shape[0], dtype=np.int64), "array")], normalized)
 
 
 def _coco_keypoints(value: Any, path, where: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -224,7 +397,7 @@ def _read_coco_json(path: Path, data: Any) -> KeypointFile:
             raise _fail(path, f"{where}: expected an object with 'image_id' and 'keypoints'")
         xy, sc = _coco_keypoints(det["keypoints"], path, f"{where}.keypoints")
         frame = _frame_id(det["image_id"], path, f"{where}.image_id", names)
-        tid = det.get("track_id")
+        tid = _track_id(det.get("track_id"), path, where)
         if sizes and det["image_id"] not in sizes:
             raise _fail(path, f"{where}: image_id {det['image_id']!r} is not in 'images'")
         dets.append((frame, tid, xy, sc, sizes.get(det["image_id"])))
@@ -244,7 +417,7 @@ def _mmpose_instance(inst: Any, path, where: str) -> Tuple[np.ndarray, Optional[
         sc = _float_array(inst["keypoint_scores"], path, f"{where}.keypoint_scores").reshape(-1)
         if sc.shape != (_NUM_JOINTS,):
             raise _fail(path, f"{where}.keypoint_scores: expected {_NUM_JOINTS} scores, got {sc.size}")
-    return kp, sc, inst.get("track_id")
+    return kp, sc, _track_id(inst.get("track_id"), path, where)
 
 
 def _read_mmpose_json(path: Path, data: Any) -> KeypointFile:
@@ -292,8 +465,11 @@ def _read_videopose3d(path: Path) -> KeypointFile:
             raise _fail(path, f"metadata.layout_name: {name!r} is not a 17-joint layout this reads "
                               f"({', '.join(sorted(_VP3D_LAYOUTS))})")
         layout = _VP3D_LAYOUTS[name]
-        if int(meta.get("num_joints", _NUM_JOINTS)) != _NUM_JOINTS:
-            raise _fail(path, f"metadata.num_joints: {meta.get('num_joints')}; the lifter reads {_NUM_JOINTS}")
+        nj = meta.get("num_joints", _NUM_JOINTS)
+        if not (isinstance(nj, (int, np.integer)) and not isinstance(nj, bool)) or int(nj) != _NUM_JOINTS:
+            shown = repr(nj) if len(repr(nj)) <= 40 else f"a {type(nj).__name__}"
+            raise _fail(path, f"metadata.num_joints: {shown}; expected the integer {_NUM_JOINTS} (the lifter reads "
+                              f"{_NUM_JOINTS} joints)")
         video_meta = meta.get("video_metadata") or {}
         if not isinstance(video_meta, dict):
             raise _fail(path, "metadata.video_metadata: expected a dict")
@@ -333,7 +509,7 @@ def detect_format(path: PathLike) -> str:
         raise _fail(path, "keypoint file not found")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        data = read_json(path)
+        data = _read_json_bounded(path)
         return _json_kind(path, data)
     if suffix == ".npz":
         z = _read_npz(path)
@@ -394,5 +570,5 @@ def read_keypoints(path: PathLike, file_format: str = "auto") -> KeypointFile:
         raise _fail(path, f"--format {fmt} reads {'.json' if fmt == 'mmpose' else '.json, .npy or .npz'} files")
     if fmt == "h36m":
         raise _fail(path, "H36M-ordered keypoints are read from .npy/.npz arrays; JSON files are COCO or MMPose")
-    data = read_json(path)
+    data = _read_json_bounded(path)
     return _read_coco_json(path, data) if fmt == "coco" else _read_mmpose_json(path, data)

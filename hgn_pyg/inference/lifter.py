@@ -34,7 +34,8 @@ from hgn_pyg.errors import CheckpointError, ConfigError, DataError
 from hgn_pyg.models import load_model
 from hgn_pyg.models.checkpoint_io import is_official_checkpoint, load_checkpoint_file
 
-__all__ = ["Lifter", "LiftResult", "NORMALIZED_LIMIT", "DEFAULT_BATCH"]
+__all__ = ["Lifter", "LiftResult", "LiftChunk", "NORMALIZED_LIMIT", "DEFAULT_BATCH", "CHUNK_POSES",
+           "IMAGE_SIZE_RANGE", "check_min_score"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,30 @@ NORMALIZED_LIMIT = 4.0
 #: Poses per forward pass by device type (measured with benchmarks/lift_speed.py: on the CPU,
 #: batch 64 runs faster per pose than 256-4096).
 DEFAULT_BATCH = {"cpu": 64, "cuda": 4096}
+
+#: Image sizes (W and H, pixels) the lifter accepts: 1 to 65536, the largest side JPEG and PNG
+#: encoders write. Pixels are divided by W, so an absurd size (``1e30``) would turn every pose
+#: into the same constant input: refused instead.
+IMAGE_SIZE_RANGE = (1.0, 65536.0)
+
+#: Poses read, prepared and lifted at once by :meth:`Lifter.iter_lift` (a streamed file's memory is
+#: this many poses' worth, ~1.5 KB each while prepared, whatever the file's length).
+CHUNK_POSES = 32768
+
+
+@dataclass
+class LiftChunk:
+    """Consecutive poses of one track lifted by :meth:`Lifter.iter_lift` (fields as in
+    :class:`LiftResult`; ``track`` is the index of the track, ``start`` the chunk's first row in
+    it)."""
+
+    track: int
+    start: int
+    frames: np.ndarray
+    joints_3d: np.ndarray
+    scores: Optional[np.ndarray]
+    missing: np.ndarray
+    keypoints_2d: np.ndarray
 
 
 @dataclass
@@ -66,6 +91,15 @@ class LiftResult:
     scores: Optional[np.ndarray]
     missing: np.ndarray
     keypoints_2d: np.ndarray
+
+
+def check_min_score(value: float, what: str = "min_score") -> float:
+    """``value`` as a float in [0, 1] (a keypoint confidence threshold), else a :class:`DataError`:
+    NaN would compare false everywhere and a threshold above 1 marks every joint missing."""
+    v = float(value)
+    if not (0.0 <= v <= 1.0):
+        raise DataError(f"{what} must be in [0, 1] (a keypoint confidence), got {value}")
+    return v
 
 
 class Lifter:
@@ -95,7 +129,7 @@ class Lifter:
         if int(batch_size) < 1:
             raise ValueError(f"Lifter: batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
-        self.min_score = DEFAULT_MIN_SCORE if min_score is None else float(min_score)
+        self.min_score = check_min_score(DEFAULT_MIN_SCORE if min_score is None else min_score)
         self.in_channels = int(getattr(model, "in_channels", 2))
         #: the keypoint format the model itself reads: "h36m", or e.g. "coco" for a model trained on
         #: COCO-17 input (DATASET.input_joint_set: coco), which then gets COCO keypoints unmapped
@@ -103,6 +137,11 @@ class Lifter:
         if self.in_channels not in (2, 3):
             raise CheckpointError(f"Lifter: the model reads {self.in_channels} input channels; (u, v) or "
                                   "(u, v, score) are supported")
+        #: what errors call the weights (the checkpoint's path when read from one)
+        self.source = str(getattr(info, "source", None) or "the model")
+        from hgn_pyg.models.checkpoint import check_finite_weights
+
+        check_finite_weights(model, self.source)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -165,8 +204,8 @@ class Lifter:
         return (joints, meshes) if return_meshes else joints
 
     def prepare(self, keypoints: np.ndarray, scores: Optional[np.ndarray], image_size, normalized: bool,
-                keypoint_format: str, min_score: Optional[float] = None, source: str = "keypoints"
-                ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+                keypoint_format: str, min_score: Optional[float] = None, source: str = "keypoints",
+                first_frame: int = 0) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """Keypoints ``[T, K, 2]`` -> the model's input: ``(x [T, 17, 2] float64 normalised, missing
         filled; missing [T, 17]; scores [T, 17] or None)`` (checks of :meth:`__call__`)."""
         kp = np.asarray(keypoints)
@@ -191,11 +230,11 @@ class Lifter:
             raise DataError(f"{source}: this model reads {self.input_format} keypoints (it was trained on "
                             f"them); got {keypoint_format} keypoints")
         xy = self._normalize(np.asarray(xy, dtype=np.float64), image_size, normalized, source)
-        x, miss = apply_missing_policy(xy, sc, self.min_score if min_score is None else float(min_score),
+        x, miss = apply_missing_policy(xy, sc, self.min_score if min_score is None else check_min_score(min_score),
                                        fill_set)
         bad = np.abs(np.where(miss[..., None], 0.0, x)).max() if x.size else 0.0
         if bad > NORMALIZED_LIMIT:
-            t = int(np.argmax(np.abs(np.where(miss[..., None], 0.0, x)).max(axis=(1, 2))))
+            t = first_frame + int(np.argmax(np.abs(np.where(miss[..., None], 0.0, x)).max(axis=(1, 2))))
             if image_size is None:
                 raise DataError(
                     f"{source}: values reach |{bad:.4g}| (frame {t}), far outside the normalised range "
@@ -224,6 +263,11 @@ class Lifter:
         if size.shape != (xy.shape[0], 2) or not np.isfinite(size).all() or (size <= 0).any():
             raise DataError(f"{source}: image size must be two positive numbers (W, H) or [T, 2], got "
                             f"{np.asarray(image_size).tolist() if np.asarray(image_size).size <= 4 else list(size.shape)}")
+        lo, hi = IMAGE_SIZE_RANGE
+        if size.size and ((size < lo).any() or (size > hi).any()):
+            bad = size[((size < lo) | (size > hi)).any(1)][0].tolist()
+            raise DataError(f"{source}: image size {bad[0]:g} x {bad[1]:g} is outside {lo:g}..{hi:g} pixels "
+                            "(IMAGE_SIZE_RANGE in hgn_pyg.inference.lifter)")
         return normalize_pixels(xy, size[:, 0], size[:, 1])  # per frame, as the data readers do
 
     @torch.no_grad()
@@ -241,6 +285,10 @@ class Lifter:
             j = out.joints.float()
             root = j[:, :1]
             joints[lo:lo + len(j)] = (j - root).cpu().numpy()
+            if not np.isfinite(joints[lo:lo + len(j)]).all():
+                raise CheckpointError(f"{self.source}: the model gave NaN or infinite joints (for poses "
+                                      f"{lo}..{lo + len(j) - 1} of this chunk); the checkpoint is corrupt or its "
+                                      "training diverged")
             if return_meshes:
                 real = self.model.real_meshes(out)
                 if meshes is None:
@@ -250,39 +298,54 @@ class Lifter:
         return joints, (None if meshes is None else tuple(meshes))
 
     # ------------------------------------------------------------------ lifting files
-    def lift_file(self, kfile, image_size: Optional[Sequence[float]] = None, normalized: Optional[bool] = None,
-                  min_score: Optional[float] = None, progress: bool = False) -> LiftResult:
-        """Lift every track of a :class:`~hgn_pyg.inference.keypoint_files.KeypointFile`.
+    def iter_lift(self, kfile, image_size: Optional[Sequence[float]] = None, normalized: Optional[bool] = None,
+                  min_score: Optional[float] = None, chunk: int = CHUNK_POSES):
+        """Lift every track of a :class:`~hgn_pyg.inference.keypoint_files.KeypointFile` in chunks of
+        ``chunk`` poses: yields :class:`LiftChunk` in track, then frame order. A streamed file
+        (``.npy``) is read chunk by chunk, so memory stays flat in its length.
+
         ``image_size`` (W, H) overrides the sizes the file records; ``normalized`` defaults to what
-        the file says. Tracks are batched together; ``progress`` shows a tqdm bar over poses.
+        the file says.
         """
         if not kfile.tracks:
             raise DataError(f"{kfile.path}: no keypoints to lift")
         norm = bool(kfile.normalized) if normalized is None else bool(normalized)
-        xs, misses, scs, frames, tracks = [], [], [], [], []
         any_scores = any(t.scores is not None for t in kfile.tracks)
+        chunk = max(int(chunk), 1)
         for i, t in enumerate(kfile.tracks):
-            size = image_size if image_size is not None else t.image_size
-            x, miss, sc = self.prepare(t.keypoints, t.scores, None if norm else size, norm, kfile.keypoint_format,
-                                       min_score, source=f"{kfile.path} ({t.name})")
-            xs.append(x)
-            misses.append(miss)
-            scs.append(sc if sc is not None else np.full(miss.shape, np.nan))
-            frames.append(t.frames)
-            tracks.append(np.full(len(t.frames), i, dtype=np.int64))
-        x = np.concatenate(xs)
-        miss = np.concatenate(misses)
-        sc_all = np.concatenate(scs) if any_scores else None
-        joints = np.empty((len(x), 17, 3), dtype=np.float32)
-        chunk = max(self.batch_size, 1)
-        with tqdm(total=len(x), desc="lift", unit="pose", disable=not progress, leave=False,
+            for lo in range(0, len(t.frames), chunk):
+                hi = min(lo + chunk, len(t.frames))
+                kp, sc_in, sizes = t.rows(lo, hi) if hasattr(t, "rows") else (
+                    t.keypoints[lo:hi], None if t.scores is None else t.scores[lo:hi],
+                    None if t.image_size is None else t.image_size[lo:hi])
+                size = image_size if image_size is not None else sizes
+                x, miss, sc = self.prepare(kp, sc_in, None if norm else size, norm, kfile.keypoint_format,
+                                           min_score, source=f"{kfile.path} ({t.name})", first_frame=lo)
+                joints, _ = self._forward(x, sc, miss, False)
+                if any_scores:
+                    sc = (sc if sc is not None else np.full(miss.shape, np.nan)).astype(np.float32)
+                yield LiftChunk(i, lo, np.asarray(t.frames[lo:hi], dtype=np.int64), joints, sc, miss,
+                                x.astype(np.float32))
+
+    def lift_file(self, kfile, image_size: Optional[Sequence[float]] = None, normalized: Optional[bool] = None,
+                  min_score: Optional[float] = None, progress: bool = False) -> LiftResult:
+        """Lift every track of a :class:`~hgn_pyg.inference.keypoint_files.KeypointFile` into one
+        :class:`LiftResult` held in memory (:meth:`iter_lift` streams instead); ``progress`` shows a
+        tqdm bar over poses."""
+        from tqdm.auto import tqdm
+
+        parts: List[LiftChunk] = []
+        with tqdm(total=kfile.num_frames, desc="lift", unit="pose", disable=not progress, leave=False,
                   mininterval=_progress_interval()) as bar:
-            for lo in range(0, len(x), chunk):
-                sl = slice(lo, lo + chunk)
-                joints[sl], _ = self._forward(x[sl], None if sc_all is None else sc_all[sl], miss[sl], False)
-                bar.update(len(x[sl]))
-        return LiftResult(joints, np.concatenate(frames), np.concatenate(tracks), [t.name for t in kfile.tracks],
-                          None if sc_all is None else sc_all.astype(np.float32), miss, x.astype(np.float32))
+            for part in self.iter_lift(kfile, image_size, normalized, min_score):
+                parts.append(part)
+                bar.update(len(part.frames))
+        any_scores = parts[0].scores is not None
+        return LiftResult(np.concatenate([p.joints_3d for p in parts]), np.concatenate([p.frames for p in parts]),
+                          np.concatenate([np.full(len(p.frames), p.track, dtype=np.int64) for p in parts]),
+                          [t.name for t in kfile.tracks],
+                          np.concatenate([p.scores for p in parts]) if any_scores else None,
+                          np.concatenate([p.missing for p in parts]), np.concatenate([p.keypoints_2d for p in parts]))
 
 
 def _hierarchy_from_stored_config(ckpt: Dict[str, Any], source: str):

@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["render_gif", "render_contact_sheet", "bone_sides"]
+__all__ = ["render_gif", "render_contact_sheet", "bone_sides", "frame_indices"]
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +85,21 @@ def _figure(figsize):
     return plt, plt.figure(figsize=figsize)
 
 
-def render_gif(keypoints_2d: np.ndarray, joints_3d: np.ndarray, bones, joint_names, path: Path,
-               frames: Optional[np.ndarray] = None, max_frames: int = 120, fps: float = 10.0) -> Path:
+def frame_indices(t: int, count: int) -> np.ndarray:
+    """The ``count`` (at most) evenly spread frames of ``t`` that the renderers draw: a caller that
+    streams a long track keeps only these rows and passes them (all of them are then drawn)."""
+    return np.unique(np.linspace(0, t - 1, min(t, count)).round().astype(int)) if t else np.zeros(0, int)
+
+
+def render_gif(keypoints_2d: np.ndarray, joints_3d: np.ndarray, bones, joint_names, path,
+               frames: Optional[np.ndarray] = None, max_frames: int = 120, fps: float = 10.0):
     """An animated GIF of ``keypoints_2d [T, J, 2]`` (normalised) beside ``joints_3d [T, J, 3]``
-    (metres); at most ``max_frames`` frames, evenly spread."""
+    (metres); at most ``max_frames`` frames, evenly spread (:func:`frame_indices`). ``path``: a
+    path or a binary file object."""
     from PIL import Image
 
     t = len(joints_3d)
-    idx = np.unique(np.linspace(0, t - 1, min(t, max_frames)).round().astype(int)) if t else np.zeros(0, int)
+    idx = frame_indices(t, max_frames)
     sides = bone_sides(bones, joint_names)
     centre, half = _limits(joints_3d[idx])
     lim2d = _lim2d(keypoints_2d[idx])
@@ -108,17 +115,19 @@ def render_gif(keypoints_2d: np.ndarray, joints_3d: np.ndarray, bones, joint_nam
             images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()))
     finally:
         plt.close(fig)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    if isinstance(path, (str, Path)):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
     return path
 
 
-def render_contact_sheet(keypoints_2d: np.ndarray, joints_3d: np.ndarray, bones, joint_names, path: Path,
-                         frames: Optional[np.ndarray] = None, count: int = 8, cols: int = 2) -> Path:
-    """A PNG of ``count`` evenly spread frames, each 2D input beside its 3D skeleton."""
+def render_contact_sheet(keypoints_2d: np.ndarray, joints_3d: np.ndarray, bones, joint_names, path,
+                         frames: Optional[np.ndarray] = None, count: int = 8, cols: int = 2):
+    """A PNG of ``count`` evenly spread frames (:func:`frame_indices`), each 2D input beside its 3D
+    skeleton. ``path``: a path or a binary file object."""
     t = len(joints_3d)
-    idx = np.unique(np.linspace(0, t - 1, min(t, count)).round().astype(int))
+    idx = frame_indices(t, count)
     rows = int(np.ceil(len(idx) / cols))
     sides = bone_sides(bones, joint_names)
     centre, half = _limits(joints_3d[idx])
@@ -129,9 +138,10 @@ def render_contact_sheet(keypoints_2d: np.ndarray, joints_3d: np.ndarray, bones,
             label = f"frame {int(frames[i]) if frames is not None else int(i)}"
             _draw(fig, keypoints_2d[i], joints_3d[i], bones, sides, centre, half, label, pos, rows, cols, lim2d)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=70)
+        if isinstance(path, (str, Path)):
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=70, format="png")
     finally:
         plt.close(fig)
     return path

@@ -51,6 +51,7 @@ __all__ = [
     "check_model_fields",
     "load_model",
     "load_model_state",
+    "check_finite_weights",
 ]
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,16 @@ def check_model_fields(ckpt: Mapping[str, Any], source: str = "checkpoint") -> N
     for key in ("input", "output"):
         if key in ckpt and not isinstance(ckpt[key], Mapping):
             raise bad(key, "a dict")
+
+
+def check_finite_weights(model: torch.nn.Module, source: str = "checkpoint") -> None:
+    """Raise :class:`CheckpointError` naming ``source`` and the first tensor when a floating-point
+    parameter or buffer of ``model`` holds NaN or infinity (a corrupt file or a diverged run:
+    its output would be NaN joints, or a failing SVD in PA-MPJPE)."""
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{source}: the weights hold NaN or infinite values ({name}); the checkpoint "
+                                  "is corrupt or its training diverged")
 
 
 def load_model_state(model: torch.nn.Module, state: Mapping[str, Tensor], source: str = "checkpoint") -> None:

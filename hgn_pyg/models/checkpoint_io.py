@@ -71,6 +71,9 @@ def load_checkpoint_file(path, map_location=None) -> dict:
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read the checkpoint ({_first_line(exc)})") from None
     is_zip = zipfile.is_zipfile(path)
+    if not is_zip and head.startswith(b"PK\x03\x04"):  # a zip archive without its end: cut short
+        raise CheckpointError(f"{path}: truncated checkpoint (a zip archive without its central directory: "
+                              "the file was cut short, e.g. by an interrupted copy or download)")
     if not is_zip and not head.startswith(b"\x80"):  # neither torch's zip nor a legacy pickle
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive "
                               "nor a pickle stream)")
@@ -83,7 +86,10 @@ def load_checkpoint_file(path, map_location=None) -> dict:
         except zipfile.BadZipFile as exc:
             raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({_first_line(exc)})") from None
     try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
+        import warnings
+
+        with torch.serialization.safe_globals(_numpy_safe_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's multi-line notes on legacy pickles: our one line says it
             obj = torch.load(path, map_location=map_location or "cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
         refused = _refused_global(exc)
