@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from hgn_pyg.data.augment import model_input
-from hgn_pyg.errors import CheckpointError, DataError
+from hgn_pyg.errors import CheckpointError, ConfigError, DataError
 
 __all__ = ["Lifter", "LiftResult", "NORMALIZED_LIMIT", "DEFAULT_BATCH"]
 
@@ -81,8 +81,19 @@ class Lifter:
                  batch_size: Optional[int] = None, min_score: Optional[float] = None):
         from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE
 
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        self.model = model.to(self.device).eval()
+        from hgn_pyg.inference.export import ExportedModel
+
+        #: an exported lifter (:class:`~hgn_pyg.inference.export.ExportedModel`) runs on the CPU
+        self.exported = isinstance(model, ExportedModel)
+        if self.exported:
+            if device is not None and torch.device(device).type != "cpu":
+                raise ConfigError(f"{model.path}: an exported lifter runs on the CPU (onnxruntime / "
+                                  f"torch.export); got device {device}")
+            self.device, self.model = torch.device("cpu"), model
+            info = model.info() if info is None else info
+        else:
+            self.device = torch.device(device) if device is not None else next(model.parameters()).device
+            self.model = model.to(self.device).eval()
         self.info = info
         if batch_size is None:
             batch_size = DEFAULT_BATCH.get(self.device.type, DEFAULT_BATCH["cuda"])
@@ -107,9 +118,12 @@ class Lifter:
         Raises:
             CheckpointError: unreadable file, or a checkpoint this cannot build a model from.
         """
+        from hgn_pyg.inference.export import is_exported
         from hgn_pyg.models.checkpoint import load_model
         from hgn_pyg.models.official import is_official_checkpoint, load_checkpoint_file
 
+        if is_exported(path):
+            return cls.from_exported(path, device=device, **kwargs)
         source = os.fspath(path)
         ckpt = load_checkpoint_file(path)
         hierarchy = None
@@ -119,6 +133,21 @@ class Lifter:
             "cuda" if torch.cuda.is_available() else "cpu")
         model, info = load_model(ckpt, map_location=dev, hierarchy=hierarchy, source=source)
         return cls(model, info, device=dev, **kwargs)
+
+    @classmethod
+    def from_exported(cls, path, device: Optional[Union[str, torch.device]] = None, threads: Optional[int] = None,
+                      **kwargs) -> "Lifter":
+        """A lifter running the exported model at ``path`` (``.onnx`` through onnxruntime, ``.pt2``
+        through ``torch.export.load``; written by ``hgn-export``), with the pre- and
+        post-processing of a checkpoint's lifter. ``threads``: onnxruntime intra-op threads
+        (default: torch's). :meth:`from_checkpoint` comes here for those suffixes.
+
+        Raises:
+            CheckpointError: unreadable file, invalid metadata, a ``.pt2`` that would run code.
+        """
+        from hgn_pyg.inference.export import load_exported
+
+        return cls(load_exported(path, threads=threads), None, device=device, **kwargs)
 
     # ------------------------------------------------------------------ lifting arrays
     def __call__(self, keypoints, scores=None, image_size: Optional[Sequence[float]] = None,
@@ -227,7 +256,7 @@ class Lifter:
                             f"{np.asarray(image_size).tolist() if np.asarray(image_size).size <= 4 else list(size.shape)}")
         return normalize_pixels(xy, size[:, 0], size[:, 1])  # per frame, as the data readers do
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _forward(self, x: np.ndarray, scores: Optional[np.ndarray], missing: np.ndarray, return_meshes: bool
                  ) -> Tuple[np.ndarray, Optional[Tuple[np.ndarray, ...]]]:
         score = None
@@ -238,17 +267,24 @@ class Lifter:
         joints = np.empty((len(x), 17, 3), dtype=np.float32)
         meshes: Optional[List[np.ndarray]] = None
         for lo in range(0, len(x), self.batch_size):
-            out = self.model(inp[lo:lo + self.batch_size].to(self.device))
-            j = out.joints.float()
+            j, real = self._predict(inp[lo:lo + self.batch_size].to(self.device), return_meshes)
+            j = j.float()
             root = j[:, :1]
             joints[lo:lo + len(j)] = (j - root).cpu().numpy()
             if return_meshes:
-                real = self.model.real_meshes(out)
                 if meshes is None:
                     meshes = [np.empty((len(x), m.shape[1], 3), dtype=np.float32) for m in real]
                 for buf, m in zip(meshes, real):
                     buf[lo:lo + len(j)] = (m.float() - root).cpu().numpy()
         return joints, (None if meshes is None else tuple(meshes))
+
+    def _predict(self, x: torch.Tensor, meshes: bool) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
+        """The model on one batch: ``(joints, real meshes or ())``."""
+        if self.exported:
+            out = self.model(x)
+            return out[0], tuple(out[1:]) if meshes else ()
+        out = self.model(x)
+        return out.joints, (tuple(self.model.real_meshes(out)) if meshes else ())
 
     # ------------------------------------------------------------------ lifting files
     def lift_file(self, kfile, image_size: Optional[Sequence[float]] = None, normalized: Optional[bool] = None,

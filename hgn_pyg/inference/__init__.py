@@ -1,0 +1,1 @@
+"""Inference: deployable (exported) lifters; :mod:`hgn_pyg.inference.export`."""
