@@ -21,10 +21,10 @@ from hgn_pyg.errors import CheckpointError
 from hgn_pyg.export import main as export_main
 from hgn_pyg.graphs import mesh_hierarchy
 from hgn_pyg.inference import export as E
-from hgn_pyg.lift import Lifter
+from hgn_pyg.inference import Lifter
 from hgn_pyg.lift import main as lift_main
 from hgn_pyg.models.checkpoint import CHECKPOINT_VERSION, inference_record
-from hgn_pyg.models.factory import build_hgn
+from hgn_pyg.models import build_hgn
 
 from test_models_hgn import icosphere, randomize_
 

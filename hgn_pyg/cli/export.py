@@ -2,7 +2,7 @@
 dynamo|legacy] [--no-check] [--debug]`` (also ``python -m hgn_pyg.export``).
 
 Writes the checkpoint's model with a dynamic batch and the metadata a
-:class:`~hgn_pyg.engine.lifter.Lifter` needs (:mod:`hgn_pyg.inference.export`); the written file
+:class:`~hgn_pyg.inference.lifter.Lifter` needs (:mod:`hgn_pyg.inference.export`); the written file
 is read back and compared with the eager model (max abs difference <= 1e-4 m) unless
 ``--no-check``. ``hgn_pyg.lift --checkpoint FILE.onnx`` then lifts with it. Errors: one line,
 exit status 2, nothing written.
@@ -18,7 +18,7 @@ from hgn_pyg.inference.export import FORMATS, ONNX_EXPORTERS, SUFFIXES
 
 __all__ = ["main", "build_parser"]
 
-PROG = "hgn-export"
+PROG = "python -m hgn_pyg.export"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,8 +54,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from hgn_pyg.engine.cli import run_cli
-    from hgn_pyg.engine.trainer import setup_logging
+    from hgn_pyg.cli.common import run_cli, setup_logging
 
     args = build_parser().parse_args(argv)
     setup_logging(None, level="DEBUG" if args.debug else "WARNING")

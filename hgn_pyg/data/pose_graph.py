@@ -51,8 +51,7 @@ from torch_geometric.transforms import BaseTransform
 from torch_geometric.utils import subgraph
 
 from ..errors import DataError
-from ..graphs import skeleton_graph
-from ..models.hgn import skeleton_edges
+from ..graphs import skeleton_edges, skeleton_graph
 from . import cache as _cache
 from .human36m import DEFAULT_SKIP, DEFAULT_SUBSAMPLE, NUM_JOINTS, PROTOCOL_SUBJECTS, Human36M, annotation_path
 from .videopose3d import VideoPose3D
