@@ -32,6 +32,7 @@ from hgn_pyg.engine import build
 from hgn_pyg.engine.evaluator import _progress_interval
 from hgn_pyg.errors import CheckpointError, ConfigError, DataError
 from hgn_pyg.models import load_model
+from hgn_pyg.models.hgn import PREDICT_BLOCK
 from hgn_pyg.models.checkpoint_io import is_official_checkpoint, load_checkpoint_file
 
 __all__ = ["Lifter", "LiftResult", "NORMALIZED_LIMIT", "DEFAULT_BATCH"]
@@ -42,9 +43,9 @@ log = logging.getLogger(__name__)
 #: beyond this magnitude mean pixels without an image size, or a wrong image size.
 NORMALIZED_LIMIT = 4.0
 
-#: Poses per forward pass by device type (measured with benchmarks/lift_speed.py: on the CPU,
-#: batch 64 runs faster per pose than 256-4096).
-DEFAULT_BATCH = {"cpu": 64, "cuda": 4096}
+#: Poses per forward pass by device type: :data:`hgn_pyg.models.hgn.PREDICT_BLOCK` (on the CPU small
+#: blocks stay in cache and run faster per pose than large batches; benchmarks/batch_sweep.py).
+DEFAULT_BATCH = PREDICT_BLOCK
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Lifter:
         model: an :class:`~hgn_pyg.models.HGN` (put in eval mode).
         info: the :class:`~hgn_pyg.models.checkpoint.CheckpointInfo` of its checkpoint.
         device: where to run (default: the model's device).
-        batch_size: poses per forward pass (default :data:`DEFAULT_BATCH`: 64 on the CPU, where
+        batch_size: poses per forward pass (default :data:`DEFAULT_BATCH`: 32 on the CPU, where
             small batches stay in cache and run fastest per pose, 4096 on a GPU).
         min_score: keypoints scored below it count as missing.
 
