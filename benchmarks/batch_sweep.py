@@ -11,7 +11,7 @@ lifting the same number of poses per call (``max(B, --poses)``: small batches lo
 * **predict B**: :meth:`HGN.predict` (eval, ``inference_mode``, the batch taken in blocks of
   :data:`hgn_pyg.models.hgn.PREDICT_BLOCK`), the inference path the Lifter uses;
 * **onnxruntime B** (with ``--onnx``, needs the ``[onnx]`` extra): the model exported by
-  :func:`hgn_pyg.inference.export.export_model` (dynamo exporter) run by onnxruntime with
+  :func:`hgn_pyg.inference.export.export_model` (``--exporter``, default dynamo) run by onnxruntime with
   ``--threads`` intra-op threads, at batch 1 and 64, and at batch 1 with one thread.
 
 Before timing, onnxruntime's output is compared with eager (max abs difference, limit 1e-4 m).
@@ -66,6 +66,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--poses", type=int, default=1024, help="poses per timed call at least (small batches loop)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--onnx", action="store_true", help="also onnxruntime on the exported model")
+    p.add_argument("--exporter", default="dynamo", choices=("dynamo", "legacy"), help="ONNX exporter")
+    p.add_argument("--verbose", action="store_true", help="say when timing starts")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     return p.parse_args(argv)
 
@@ -105,7 +107,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     if args.onnx:
         from hgn_pyg.inference.export import LifterNet, export_model, load_exported
 
-        path = export_model(model, info, "onnx", Path(tmp.name) / "model.onnx", check=False)
+        path = export_model(model, info, "onnx", Path(tmp.name) / "model.onnx", exporter=args.exporter, check=False)
         sessions = {"": load_exported(path, threads=args.threads), " (1 thread)": load_exported(path, threads=1)}
         net = LifterNet(model).eval()
         with torch.no_grad():
@@ -117,6 +119,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
             name = f"onnxruntime {b}{label}"
             fns[name] = looped(lambda s=sessions[label], x=xs[b]: s(x), b)
             poses[name] = max(1, args.poses // b) * b
+    log_progress = print if args.verbose else (lambda *a, **k: None)
+    log_progress(f"timing {len(fns)} runs", flush=True)
     times = common.time_interleaved(fns, device, warmup=1, min_rounds=args.rounds, max_rounds=args.rounds,
                                     budget_s=0.0)
     tmp.cleanup()

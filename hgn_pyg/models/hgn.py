@@ -45,7 +45,7 @@ FUSIONS = ("official", "pool")
 #: Poses per block of :meth:`HGN.predict` by device type. On the CPU a block's ``[B, N, 128]``
 #: activations stay in cache, so blocks of a few dozen poses run faster per pose than one large
 #: batch (benchmarks/batch_sweep.py; benchmarks/README.md, "Inference at every batch size").
-PREDICT_BLOCK = {"cpu": 32, "cuda": 4096}
+PREDICT_BLOCK = {"cpu": 64, "cuda": 4096}
 
 
 class HGNOutput(NamedTuple):
