@@ -51,9 +51,9 @@ python -m pip install --quiet --upgrade pip "setuptools>=64" wheel
 python -m pip install --quiet "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 if [ "$WITH_EXTENSIONS" = "1" ]; then
   # --no-build-isolation: the extensions compile against the torch installed above.
-  MAX_JOBS="${MAX_JOBS:-2}" python -m pip install --quiet --no-build-isolation -e ".[sparse,dev]"
+  MAX_JOBS="${MAX_JOBS:-2}" python -m pip install --quiet --no-build-isolation -e ".[sparse,dev,onnx]"
 else
-  python -m pip install --quiet -e ".[dev]"
+  python -m pip install --quiet -e ".[dev,onnx]"
 fi
 python - <<'PY'
 import torch, torch_geometric

@@ -368,3 +368,20 @@ def test_torch_compile_cpu(graphs):
     # give outputs of magnitude ~100 here)
     scale = max(1.0, max(float(t.abs().max()) for t in (ref.joints, *ref.meshes)))
     assert max_diff(out, (ref.joints, *ref.meshes)) <= 1e-4 * scale
+
+
+def test_predict_in_blocks_matches_the_dense_reference(graphs, eval_reference):
+    """HGN.predict over 3 poses in blocks of 1 and 2 (and one 2D pose) gives the dense
+    formulation's eval outputs (1e-4, as above); the training mode is restored."""
+    skeleton, hierarchy, _ = graphs
+    state, x, ref = eval_reference
+    model = HGN.from_official(state, skeleton, hierarchy, mesh_levels=LEVELS).train()
+    for block in (1, 2, None):
+        out = model.predict(x, block_size=block)
+        assert model.training and out.joints.shape == (3, 17, 3)
+        assert max_diff(out, ref) <= 1e-4
+    one = model.predict(x[1])
+    assert one.joints.shape == (17, 3)
+    assert float((one.joints - ref[0][1]).abs().max()) <= 1e-4
+    with pytest.raises(ValueError, match="block_size"):
+        model.predict(x, block_size=-1)

@@ -41,7 +41,7 @@ from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE
 from hgn_pyg.errors import ConfigError, DataError
 from hgn_pyg.graphs.skeleton import H36M
 from hgn_pyg.inference.keypoint_files import FILE_FORMATS, read_keypoints
-from hgn_pyg.inference.lifter import IMAGE_SIZE_RANGE, Lifter, LiftResult, check_min_score
+from hgn_pyg.inference.lifter import DEFAULT_BATCH, IMAGE_SIZE_RANGE, Lifter, LiftResult, check_min_score
 from hgn_pyg.inference.render import frame_indices, render_contact_sheet, render_gif
 from hgn_pyg.io import LOCK_NAME, LockBusy, ResultWriter
 
@@ -55,7 +55,8 @@ OUTPUT_NAMES = ("poses_3d.npz", "poses_3d.json")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", metavar="CKPT", required=True, help="an hgn_pyg checkpoint (trained or converted)")
+    p.add_argument("--checkpoint", metavar="CKPT", required=True,
+                   help="an hgn_pyg checkpoint (trained or converted), or a lifter exported by hgn-export (.onnx / .pt2)")
     p.add_argument("--keypoints", metavar="FILE", required=True, help="2D keypoint file (.json, .npy, .npz)")
     p.add_argument("--format", default="auto", choices=FILE_FORMATS, help="keypoint file format (default: auto)")
     p.add_argument("--image-size", type=float, nargs=2, metavar=("W", "H"),
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in --out")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="poses per forward pass (default: 64 on the CPU, 4096 on a GPU)")
+                   help=f"poses per forward pass (default: {DEFAULT_BATCH['cpu']} on the CPU, "
+                        f"{DEFAULT_BATCH['cuda']} on a GPU)")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     return p
 

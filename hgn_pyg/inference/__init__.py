@@ -4,6 +4,8 @@
   (:mod:`hgn_pyg.inference.lifter`).
 * :func:`read_keypoints` -- 2D keypoint files (H36M/COCO arrays, COCO and MMPose JSON, VideoPose3D
   npz; :mod:`hgn_pyg.inference.keypoint_files`).
+* :func:`~hgn_pyg.inference.export.export_lifter` / :func:`~hgn_pyg.inference.export.load_exported` --
+  deployable lifters (ONNX / torch.export ``.pt2``; :mod:`hgn_pyg.inference.export`).
 * :func:`render_gif` / :func:`render_contact_sheet` -- pictures of the 2D input beside the 3D skeleton.
 * The keypoint conventions (COCO-17 -> H36M-17, the missing-keypoint policy) that training uses as
   well live in :mod:`hgn_pyg.data.keypoints` and are re-exported here.

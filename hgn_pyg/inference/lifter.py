@@ -31,8 +31,11 @@ from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE, FORMAT_JOINT_SETS, apply_m
 from hgn_pyg.engine import build
 from hgn_pyg.engine.evaluator import _progress_interval
 from hgn_pyg.errors import CheckpointError, ConfigError, DataError
+from hgn_pyg.inference.exported import ExportedModel, is_exported, load_exported
 from hgn_pyg.models import load_model
+from hgn_pyg.models.checkpoint import check_finite_weights
 from hgn_pyg.models.checkpoint_io import is_official_checkpoint, load_checkpoint_file
+from hgn_pyg.models.hgn import PREDICT_BLOCK
 
 __all__ = ["Lifter", "LiftResult", "LiftChunk", "NORMALIZED_LIMIT", "DEFAULT_BATCH", "CHUNK_POSES",
            "IMAGE_SIZE_RANGE", "check_min_score"]
@@ -43,9 +46,9 @@ log = logging.getLogger(__name__)
 #: beyond this magnitude mean pixels without an image size, or a wrong image size.
 NORMALIZED_LIMIT = 4.0
 
-#: Poses per forward pass by device type (measured with benchmarks/lift_speed.py: on the CPU,
-#: batch 64 runs faster per pose than 256-4096).
-DEFAULT_BATCH = {"cpu": 64, "cuda": 4096}
+#: Poses per forward pass by device type: :data:`hgn_pyg.models.hgn.PREDICT_BLOCK` (on the CPU small
+#: blocks stay in cache and run faster per pose than large batches; benchmarks/batch_sweep.py).
+DEFAULT_BATCH = PREDICT_BLOCK
 
 #: Image sizes (W and H, pixels) the lifter accepts: 1 to 65536, the largest side JPEG and PNG
 #: encoders write. Pixels are divided by W, so an absurd size (``1e30``) would turn every pose
@@ -121,8 +124,17 @@ class Lifter:
 
     def __init__(self, model: torch.nn.Module, info=None, device: Optional[Union[str, torch.device]] = None,
                  batch_size: Optional[int] = None, min_score: Optional[float] = None):
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        self.model = model.to(self.device).eval()
+        #: an exported lifter (:class:`~hgn_pyg.inference.exported.ExportedModel`) runs on the CPU
+        self.exported = isinstance(model, ExportedModel)
+        if self.exported:
+            if device is not None and torch.device(device).type != "cpu":
+                raise ConfigError(f"{model.path}: an exported lifter runs on the CPU (onnxruntime / "
+                                  f"torch.export); got device {device}")
+            self.device, self.model = torch.device("cpu"), model
+            info = model.info() if info is None else info
+        else:
+            self.device = torch.device(device) if device is not None else next(model.parameters()).device
+            self.model = model.to(self.device).eval()
         self.info = info
         if batch_size is None:
             batch_size = DEFAULT_BATCH.get(self.device.type, DEFAULT_BATCH["cuda"])
@@ -139,9 +151,8 @@ class Lifter:
                                   "(u, v, score) are supported")
         #: what errors call the weights (the checkpoint's path when read from one)
         self.source = str(getattr(info, "source", None) or "the model")
-        from hgn_pyg.models.checkpoint import check_finite_weights
-
-        check_finite_weights(model, self.source)
+        if not self.exported:  # an exported model's output is checked as it is lifted
+            check_finite_weights(model, self.source)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -152,6 +163,8 @@ class Lifter:
         Raises:
             CheckpointError: unreadable file, or a checkpoint this cannot build a model from.
         """
+        if is_exported(path):
+            return cls.from_exported(path, device=device, **kwargs)
         source = os.fspath(path)
         ckpt = load_checkpoint_file(path)
         hierarchy = None
@@ -161,6 +174,19 @@ class Lifter:
             "cuda" if torch.cuda.is_available() else "cpu")
         model, info = load_model(ckpt, map_location=dev, hierarchy=hierarchy, source=source)
         return cls(model, info, device=dev, **kwargs)
+
+    @classmethod
+    def from_exported(cls, path, device: Optional[Union[str, torch.device]] = None, threads: Optional[int] = None,
+                      **kwargs) -> "Lifter":
+        """A lifter running the exported model at ``path`` (``.onnx`` through onnxruntime, ``.pt2``
+        through ``torch.export.load``; written by ``hgn-export``), with the pre- and
+        post-processing of a checkpoint's lifter. ``threads``: onnxruntime intra-op threads
+        (default: torch's). :meth:`from_checkpoint` comes here for those suffixes.
+
+        Raises:
+            CheckpointError: unreadable file, invalid metadata, a ``.pt2`` that would run code.
+        """
+        return cls(load_exported(path, threads=threads), None, device=device, **kwargs)
 
     # ------------------------------------------------------------------ lifting arrays
     def __call__(self, keypoints, scores=None, image_size: Optional[Sequence[float]] = None,
@@ -270,7 +296,7 @@ class Lifter:
                             "(IMAGE_SIZE_RANGE in hgn_pyg.inference.lifter)")
         return normalize_pixels(xy, size[:, 0], size[:, 1])  # per frame, as the data readers do
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _forward(self, x: np.ndarray, scores: Optional[np.ndarray], missing: np.ndarray, return_meshes: bool
                  ) -> Tuple[np.ndarray, Optional[Tuple[np.ndarray, ...]]]:
         score = None
@@ -281,8 +307,8 @@ class Lifter:
         joints = np.empty((len(x), 17, 3), dtype=np.float32)
         meshes: Optional[List[np.ndarray]] = None
         for lo in range(0, len(x), self.batch_size):
-            out = self.model(inp[lo:lo + self.batch_size].to(self.device))
-            j = out.joints.float()
+            j, real = self._predict(inp[lo:lo + self.batch_size].to(self.device), return_meshes)
+            j = j.float()
             root = j[:, :1]
             joints[lo:lo + len(j)] = (j - root).cpu().numpy()
             if not np.isfinite(joints[lo:lo + len(j)]).all():
@@ -290,12 +316,19 @@ class Lifter:
                                       f"{lo}..{lo + len(j) - 1} of this chunk); the checkpoint is corrupt or its "
                                       "training diverged")
             if return_meshes:
-                real = self.model.real_meshes(out)
                 if meshes is None:
                     meshes = [np.empty((len(x), m.shape[1], 3), dtype=np.float32) for m in real]
                 for buf, m in zip(meshes, real):
                     buf[lo:lo + len(j)] = (m.float() - root).cpu().numpy()
         return joints, (None if meshes is None else tuple(meshes))
+
+    def _predict(self, x: torch.Tensor, meshes: bool) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
+        """The model on one batch: ``(joints, real meshes or ())``."""
+        if self.exported:
+            out = self.model(x)
+            return out[0], tuple(out[1:]) if meshes else ()
+        out = self.model(x)
+        return out.joints, (tuple(self.model.real_meshes(out)) if meshes else ())
 
     # ------------------------------------------------------------------ lifting files
     def iter_lift(self, kfile, image_size: Optional[Sequence[float]] = None, normalized: Optional[bool] = None,
@@ -332,8 +365,6 @@ class Lifter:
         """Lift every track of a :class:`~hgn_pyg.inference.keypoint_files.KeypointFile` into one
         :class:`LiftResult` held in memory (:meth:`iter_lift` streams instead); ``progress`` shows a
         tqdm bar over poses."""
-        from tqdm.auto import tqdm
-
         parts: List[LiftChunk] = []
         with tqdm(total=kfile.num_frames, desc="lift", unit="pose", disable=not progress, leave=False,
                   mininterval=_progress_interval()) as bar:

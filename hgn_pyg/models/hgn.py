@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
+import torch
 from torch import Tensor, nn
 
 from hgn_pyg.errors import ConfigError
@@ -34,12 +35,17 @@ from hgn_pyg.nn import (
     SemGraphConv,
 )
 
-__all__ = ["HGN", "HGNOutput", "FusionStage", "fusion_schedule", "branch_birth_layer", "min_num_layers",
+__all__ = ["HGN", "HGNOutput", "PREDICT_BLOCK", "FusionStage", "fusion_schedule", "branch_birth_layer", "min_num_layers",
            "PUBLISHED_SCHEDULE", "skeleton_edges", "hgn_options", "build_hgn", "load_model"]
 
 log = logging.getLogger(__name__)
 
 FUSIONS = ("official", "pool")
+
+#: Poses per block of :meth:`HGN.predict` by device type. On the CPU a block's ``[B, N, 128]``
+#: activations stay in cache, so blocks of a few dozen poses run faster per pose than one large
+#: batch (benchmarks/batch_sweep.py; benchmarks/README.md, "Inference at every batch size").
+PREDICT_BLOCK = {"cpu": 64, "cuda": 4096}
 
 
 class HGNOutput(NamedTuple):
@@ -388,6 +394,32 @@ class HGN(nn.Module):
         if squeeze:
             outs = [o[0] for o in outs]
         return HGNOutput(outs[0], tuple(outs[1:]))
+
+    def predict(self, x: Tensor, block_size: Optional[int] = None) -> HGNOutput:
+        """Inference on any number of poses: eval mode, ``torch.inference_mode``, the batch taken
+        in blocks of ``block_size`` poses (default :data:`PREDICT_BLOCK` for ``x``'s device), so
+        that throughput does not fall as the batch grows. Same shapes as :meth:`forward`;
+        the model's training mode is restored afterwards."""
+        squeeze = x.dim() == 2
+        xb = x.unsqueeze(0) if squeeze else x
+        step = int(block_size or PREDICT_BLOCK.get(xb.device.type, PREDICT_BLOCK["cuda"]))
+        if step < 1:
+            raise ValueError(f"HGN.predict: block_size must be >= 1, got {block_size}")
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                if xb.size(0) <= step:
+                    out = self(xb)
+                else:
+                    parts = [self(xb[lo:lo + step]) for lo in range(0, xb.size(0), step)]
+                    out = HGNOutput(torch.cat([p.joints for p in parts]),
+                                    tuple(torch.cat(ms) for ms in zip(*(p.meshes for p in parts))))
+        finally:
+            self.train(was_training)
+        if squeeze:
+            out = HGNOutput(out.joints[0], tuple(m[0] for m in out.meshes))
+        return out
 
     # ------------------------------------------------------------------ published checkpoints
     @classmethod
