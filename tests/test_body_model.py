@@ -302,3 +302,17 @@ def test_forward_checks_shapes(model):
     v, j = model.forward(torch.zeros(3, 72), torch.zeros(1, 10))  # one shape for all
     assert v.shape == (3, 6890, 3) and j.shape == (3, 24, 3)
     assert "BodyModel" in repr(model)
+
+
+def test_template_has_the_human36m_reference_skeleton(data):
+    # Martinez et al. 2017 Human3.6M skeleton (mm), written independently of the library
+    ref = {(0, 1): 132.95, (0, 4): 132.95, (1, 2): 442.89, (4, 5): 442.89, (2, 3): 454.21,
+           (5, 6): 454.21, (0, 7): 233.38, (7, 8): 257.08, (8, 9): 121.13, (9, 10): 115.00,
+           (8, 11): 151.03, (8, 14): 151.03, (11, 12): 278.88, (14, 15): 278.88,
+           (12, 13): 251.73, (15, 16): 251.73}
+    h = data["J_regressor_h36m"] @ data["v_template"] * 1000.0
+    got = {b: float(np.linalg.norm(h[b[0]] - h[b[1]])) for b in ref}
+    assert all(abs(got[b] - ref[b]) < 0.1 for b in ref), got  # 0.1 mm
+    # Human3.6M's hips sit at the pelvis height, 13.3 cm either side of it
+    assert abs(h[1, 1] - h[0, 1]) < 1.0 and abs(h[4, 1] - h[0, 1]) < 1.0
+    assert np.allclose(bm.H36M_REFERENCE_BONES_MM[(0, 1)], 132.95)

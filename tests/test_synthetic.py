@@ -167,3 +167,89 @@ def test_cli(tmp_path, capsys):
     assert syn.main(["--out", str(tmp_path / "d"), "--frames", "0"]) == 2
     assert "frames" in capsys.readouterr().err
     assert syn.main(["--out", str(tmp_path / "d"), "--actions", "1"]) == 2
+
+
+# --- Human3.6M's skeleton and cameras (issue 17) ---------------------------------------------
+# The Human3.6M reference skeleton, mm: bone lengths of the skeleton offsets published with the
+# motion-prediction code of Martinez et al. 2017 (written here independently of the library).
+REFERENCE_MM = {(0, 1): 132.95, (0, 4): 132.95, (1, 2): 442.89, (4, 5): 442.89, (2, 3): 454.21,
+                (5, 6): 454.21, (0, 7): 233.38, (7, 8): 257.08, (8, 9): 121.13, (9, 10): 115.00,
+                (8, 11): 151.03, (8, 14): 151.03, (11, 12): 278.88, (14, 15): 278.88,
+                (12, 13): 251.73, (15, 16): 251.73}
+
+
+@pytest.fixture(scope="module")
+def all_subjects(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic_all")
+    syn.generate(out, frames=6, seed=0, actions=[2, 9, 10, 14])
+    return out
+
+
+def test_mean_bone_lengths_match_the_human36m_reference(all_subjects):
+    assert sorted(REFERENCE_MM) == sorted(tuple(sorted(b)) for b in BONES)
+    means = []
+    for s in syn.SUBJECTS:
+        X = np.stack(list(_joints(all_subjects, s).values()))
+        L = np.stack([np.linalg.norm(X[:, a] - X[:, b], axis=1) for a, b in REFERENCE_MM], 1)
+        # constant over every frame of the subject (tolerance 1e-3 mm: the files' rounding)
+        assert np.abs(L - L.mean(axis=0)).max() < 1e-3
+        means.append(L.mean(axis=0))
+    means = np.array(means)
+    ref = np.array(list(REFERENCE_MM.values()))
+    rel = np.abs(means.mean(axis=0) / ref - 1.0)
+    assert rel.max() < 0.03, dict(zip(REFERENCE_MM, rel.round(4)))
+    # the subjects differ (body shapes), within human ranges (+-25 % of the reference)
+    assert (means.std(axis=0) / ref > 0.01).all()
+    assert (np.abs(means / ref - 1.0) < 0.25).all()
+
+
+# Published Human3.6M calibration (VideoPose3D common/h36m_dataset.py), a few values written
+# independently: (subject, camera) -> orientation quaternion (w, x, y, z), position (mm).
+PUBLISHED_EXTRINSICS = {
+    (9, 1): ((0.15540587902069092, -0.15548215806484222, -0.7532095313072205, 0.6199594736099243),
+             (2044.45849609375, 4935.1171875, 1481.2275390625)),
+    (1, 4): ((0.5834008455276489, -0.7853162288665771, 0.14548823237419128, -0.14749594032764435),
+             (-1794.7896728515625, -3722.698974609375, 1574.8927001953125)),
+    (11, 3): ((0.14943228662014008, -0.15650227665901184, 0.7681233882904053, -0.6026304364204407),
+              (-1609.8153076171875, 5177.3359375, 1537.896728515625)),
+}
+PUBLISHED_INTRINSICS = {  # camera -> focal (px), centre (px), (width, height)
+    1: ((1145.0494384765625, 1143.7811279296875), (512.54150390625, 515.4514770507812), (1000, 1002)),
+    2: ((1149.6756591796875, 1147.5916748046875), (508.8486328125, 508.0649108886719), (1000, 1000)),
+    3: ((1149.1407470703125, 1148.7989501953125), (519.8158569335938, 501.40264892578125), (1000, 1000)),
+    4: ((1145.5113525390625, 1144.77392578125), (514.9682006835938, 501.88201904296875), (1000, 1002)),
+}
+
+
+def test_cameras_are_the_published_human36m_calibration(all_subjects):
+    from scipy.spatial.transform import Rotation
+
+    for (s, k), (quat, pos) in PUBLISHED_EXTRINSICS.items():
+        cam = _load(all_subjects, s, "camera")[str(k)]
+        R, t = np.asarray(cam["R"]), np.asarray(cam["t"])
+        w, x, y, z = quat
+        R_c2w = Rotation.from_quat([x, y, z, w]).as_matrix()  # scipy: scalar last
+        assert np.abs(R - R_c2w.T).max() < 1e-9
+        assert np.abs(-R.T @ t - np.asarray(pos)).max() < 1e-6  # camera centre, mm
+    for s in syn.SUBJECTS:
+        cams = _load(all_subjects, s, "camera")
+        for k, (f, c, size) in PUBLISHED_INTRINSICS.items():
+            assert np.allclose(cams[str(k)]["f"], f, rtol=0, atol=1e-9)
+            assert np.allclose(cams[str(k)]["c"], c, rtol=0, atol=1e-9)
+        data = _load(all_subjects, s, "data")
+        sizes = {(i["cam_idx"], i["width"], i["height"]) for i in data["images"]}
+        assert sizes == {(k, *v[2]) for k, v in PUBLISHED_INTRINSICS.items()}
+
+
+def test_subjects_stand_in_the_capture_area_in_every_view(all_subjects):
+    for s in syn.SUBJECTS:
+        cams, data, joints = (_load(all_subjects, s, "camera"), _load(all_subjects, s, "data"),
+                              _joints(all_subjects, s))
+        X = np.stack(list(joints.values()))
+        # pelvis within 1.5 m of the middle of the four cameras, feet on the floor
+        centres = np.stack([-np.asarray(c["R"]).T @ np.asarray(c["t"]) for c in cams.values()])
+        middle = centres[:, :2].mean(axis=0)
+        assert (np.linalg.norm(X[:, 0, :2] - middle, axis=1) < 1500).all()
+        for c in cams.values():
+            Xc = world_to_camera(X, np.asarray(c["R"]), np.asarray(c["t"]))
+            assert (Xc[..., 2] > 2500).all() and (Xc[..., 2] < 7500).all()

@@ -21,6 +21,11 @@ Construction (every step after the cage placement is linear in the cage position
    one common skinning-weight vector, so a regressed joint moves exactly like the SMPL joint it
    copies (this is what keeps bone lengths constant in the synthetic data).
 
+The joint centres follow Human3.6M's joint definitions and its published reference skeleton
+(:data:`H36M_REFERENCE_BONES_MM`, Martinez et al. 2017): the template (all shape coefficients 0)
+has exactly those 16 bone lengths; the hips are the thighs' rotation centres 13.3 cm either side
+of the pelvis, the thorax is the neck joint, nose and head top are points fixed in the head.
+
 File keys (SMPL's): ``v_template [V,3]``, ``f [F,3] uint32``, ``shapedirs [V,3,10]``,
 ``posedirs [V,3,207]`` (zeros), ``J_regressor`` (scipy.sparse csc ``[24,V]``), ``weights [V,24]``,
 ``kintree_table [2,24]``; ours: ``J_regressor_h36m [17,V]``, ``joint_names``, ``shape_names``,
@@ -52,6 +57,7 @@ __all__ = [
     "SHAPE_NAMES",
     "H36M_JOINT_NAMES",
     "H36M_FROM_SMPL",
+    "H36M_REFERENCE_BONES_MM",
     "STATIC_JOINTS",
     "build_open_body_model",
     "default_body_model_path",
@@ -61,7 +67,7 @@ __all__ = [
 ]
 
 #: Bump whenever the generated file would change; cached copies are rebuilt on mismatch.
-BODY_MODEL_VERSION = "hgn-open-body-1.2"
+BODY_MODEL_VERSION = "hgn-open-body-2.0"  # 2.0: the Human3.6M reference skeleton
 NUM_VERTICES = 6890
 SHAPE_NAMES = [
     "height", "girth", "leg_length", "arm_length", "torso_length", "shoulder_width",
@@ -134,60 +140,92 @@ def _cage() -> Tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 # 2. Placement of the cage (design tables, metres, soles at y = 0; shifted at the end)
 # --------------------------------------------------------------------------------------------
-_TORSO_Y = {7: 0.80, 8: 0.90, 9: 1.02, 10: 1.12, 11: 1.24, 12: 1.335, 13: 1.445}
+_TORSO_Y = {7: 0.925, 8: 1.025, 9: 1.14, 10: 1.23, 11: 1.315, 12: 1.385, 13: 1.465}
 # half widths at |gx| = 1 and |gx| = 2
 _TORSO_X = {7: (0.03, 0.168), 8: (0.095, 0.18), 9: (0.082, 0.155), 10: (0.085, 0.163),
-            11: (0.10, 0.19), 12: (0.10, 0.198), 13: (0.075, 0.19)}
+            11: (0.10, 0.19), 12: (0.10, 0.188), 13: (0.075, 0.178)}
 # back / front depth (z)
 _TORSO_Z = {7: (-0.095, 0.075), 8: (-0.13, 0.09), 9: (-0.10, 0.10), 10: (-0.10, 0.11),
             11: (-0.11, 0.14), 12: (-0.11, 0.115), 13: (-0.085, 0.065)}
 # legs: y, centre x, half width x, centre z, half depth z
 _LEG = {0: (0.0, 0.095, 0.05, 0.0, 0.0), 1: (0.085, 0.09, 0.045, -0.005, 0.05),
-        2: (0.20, 0.092, 0.054, -0.01, 0.06), 3: (0.34, 0.095, 0.072, -0.015, 0.08),
-        4: (0.49, 0.097, 0.068, 0.0, 0.07), 5: (0.60, 0.097, 0.085, -0.005, 0.092),
-        6: (0.71, 0.096, 0.097, -0.01, 0.105)}
+        2: (0.214, 0.092, 0.054, -0.01, 0.06), 3: (0.371, 0.095, 0.072, -0.015, 0.08),
+        4: (0.540, 0.097, 0.068, 0.0, 0.07), 5: (0.677, 0.102, 0.085, -0.005, 0.092),
+        6: (0.813, 0.106, 0.097, -0.01, 0.105)}
 _FOOT_SOLE_Z = {-1: -0.075, 0: 0.0, 1: 0.07, 2: 0.14, 3: 0.205}
 _FOOT_TOP = {2: (0.06, 0.13), 3: (0.035, 0.20)}  # gz: (y, z) of the instep/toe top line
 # arms: x, centre y, half height y, centre z, half depth z
-_ARM = {3: (0.245, 1.38, 0.072, -0.015, 0.088), 4: (0.33, 1.392, 0.074, -0.015, 0.075),
-        5: (0.45, 1.396, 0.058, -0.015, 0.062), 6: (0.56, 1.398, 0.058, -0.01, 0.068),
-        7: (0.685, 1.40, 0.038, -0.005, 0.05), 8: (0.75, 1.40, 0.027, 0.0, 0.066),
-        9: (0.83, 1.398, 0.021, 0.0, 0.064), 10: (0.905, 1.395, 0.015, 0.0, 0.046)}
+_ARM = {3: (0.215, 1.415, 0.072, -0.015, 0.088), 4: (0.302, 1.427, 0.074, -0.015, 0.075),
+        5: (0.425, 1.431, 0.058, -0.015, 0.062), 6: (0.543, 1.433, 0.058, -0.01, 0.068),
+        7: (0.677, 1.435, 0.038, -0.005, 0.05), 8: (0.742, 1.435, 0.027, 0.0, 0.066),
+        9: (0.822, 1.433, 0.021, 0.0, 0.064), 10: (0.897, 1.43, 0.015, 0.0, 0.046)}
 # neck/head rings: y, half width x, back z, front z
-_HEAD = {14: (1.53, 0.08, -0.07, 0.10), 15: (1.595, 0.115, -0.125, 0.13),
-         16: (1.68, 0.115, -0.13, 0.11), 17: (1.755, 0.075, -0.085, 0.06)}
+_HEAD = {14: (1.515, 0.08, -0.07, 0.10), 15: (1.57, 0.115, -0.125, 0.13),
+         16: (1.655, 0.115, -0.13, 0.11), 17: (1.73, 0.075, -0.085, 0.06)}
 
-# Design joints (same frame), SMPL order.
-_JOINTS = np.array([
-    [0.0, 0.935, -0.012],    # pelvis
-    [0.078, 0.855, -0.005],  # left hip
-    [-0.078, 0.855, -0.005],
-    [0.0, 1.10, -0.025],     # spine1 (the Human3.6M torso point)
-    [0.097, 0.49, 0.0],      # left knee
-    [-0.097, 0.49, 0.0],
-    [0.0, 1.22, -0.02],      # spine2
-    [0.09, 0.085, -0.01],    # left ankle
-    [-0.09, 0.085, -0.01],
-    [0.0, 1.29, -0.015],     # spine3
-    [0.095, 0.025, 0.12],    # left foot (ball)
-    [-0.095, 0.025, 0.12],
-    [0.0, 1.455, -0.015],    # neck (base)
-    [0.075, 1.39, -0.015],   # left collar
-    [-0.075, 1.39, -0.015],
-    [0.0, 1.55, 0.0],        # head
-    [0.195, 1.395, -0.015],  # left shoulder
-    [-0.195, 1.395, -0.015],
-    [0.45, 1.398, -0.015],   # left elbow
-    [-0.45, 1.398, -0.015],
-    [0.685, 1.40, -0.005],   # left wrist
-    [-0.685, 1.40, -0.005],
-    [0.78, 1.40, 0.0],       # left hand
-    [-0.78, 1.40, 0.0],
-])
-_LEAF_TIPS = {10: (0.10, 0.02, 0.20), 11: (-0.10, 0.02, 0.20), 15: (0.0, 1.76, 0.0),
-              22: (0.90, 1.395, 0.0), 23: (-0.90, 1.395, 0.0)}
-_NOSE = (0.0, 1.60, 0.07)
-_HEAD_TOP = (0.0, 1.70, 0.0)
+#: The Human3.6M reference skeleton (mm): the bone lengths of the Human3.6M skeleton offsets
+#: published with the motion-prediction code of Martinez, Black and Romero, "On human motion
+#: prediction using recurrent neural networks" (CVPR 2017; reused by QuaterNet, Pavllo et al.
+#: 2018). Keys name the 16 bones of the 17-joint skeleton as (parent, child) joint indices of
+#: :data:`H36M_JOINT_NAMES`; left and right sides share a length.
+H36M_REFERENCE_BONES_MM: Dict[Tuple[int, int], float] = {
+    (0, 1): 132.95, (0, 4): 132.95,      # pelvis -> hip
+    (1, 2): 442.89, (4, 5): 442.89,      # thigh
+    (2, 3): 454.21, (5, 6): 454.21,      # shin
+    (0, 7): 233.38,                      # spine: pelvis -> torso
+    (7, 8): 257.08,                      # thorax: torso -> neck/thorax
+    (8, 9): 121.13,                      # neck: thorax -> nose
+    (9, 10): 115.00,                     # head: nose -> head top
+    (8, 11): 151.03, (8, 14): 151.03,    # shoulder: thorax -> shoulder
+    (11, 12): 278.88, (14, 15): 278.88,  # upper arm
+    (12, 13): 251.73, (15, 16): 251.73,  # forearm
+}
+
+
+def _along(start, length_mm: float, direction) -> np.ndarray:
+    """``start`` plus a vector of ``length_mm`` (converted to metres) along ``direction``."""
+    d = np.asarray(direction, dtype=np.float64)
+    return np.asarray(start, dtype=np.float64) + length_mm / 1000.0 * d / np.linalg.norm(d)
+
+
+def _design_joints() -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Design joints (SMPL order, metres, soles at y = 0) placed so that the Human3.6M joints they
+    carry have exactly the reference bone lengths :data:`H36M_REFERENCE_BONES_MM` (the bone
+    directions are the T-pose's), plus the Human3.6M nose and head-top points.
+
+    The Human3.6M hips are the rotation centres of the thighs (SMPL joints 1, 2), 13.3 cm either
+    side of the pelvis at its height; the pelvis is their midpoint; torso = spine1, thorax = the
+    SMPL neck joint, shoulders/elbows/wrists the SMPL arm joints; nose and head top are points
+    fixed in the head.
+    """
+    b = H36M_REFERENCE_BONES_MM
+    J = np.zeros((24, 3))
+    J[0] = (0.0, 0.982, -0.012)  # pelvis (root rotation centre)
+    for side, hip, knee, ankle in ((1.0, 1, 4, 7), (-1.0, 2, 5, 8)):
+        J[hip] = _along(J[0], b[(0, 1)], (side, 0, 0))
+        J[knee] = _along(J[hip], b[(1, 2)], (side * (0.097 - 0.13295) / 0.44, -1.0, 0.012 / 0.44))
+        J[ankle] = _along(J[knee], b[(2, 3)], (-side * 0.007 / 0.454, -1.0, -0.01 / 0.454))
+        J[ankle + 3] = (side * 0.095, 0.025, 0.12)  # ball of the foot
+    J[3] = _along(J[0], b[(0, 7)], (0, 1.0, -0.013 / 0.233))  # spine1 = H36M torso
+    J[12] = _along(J[3], b[(7, 8)], (0, 1.0, 0.01 / 0.257))  # neck base = H36M thorax
+    J[6] = J[3] + 0.35 * (J[12] - J[3])  # spine2
+    J[9] = J[3] + 0.65 * (J[12] - J[3])  # spine3
+    J[15] = J[12] + (0.0, 0.073, 0.015)  # head (static: its vertices move with the neck)
+    for side, collar, sh, el, wr, hand in ((1.0, 13, 16, 18, 20, 22), (-1.0, 14, 17, 19, 21, 23)):
+        J[collar] = J[12] + (side * 0.07, -0.035, 0.0)
+        J[sh] = _along(J[12], b[(8, 11)], (side * 0.14564, -0.04, 0.0))
+        J[el] = _along(J[sh], b[(11, 12)], (side, 0.0, 0.0))
+        J[wr] = _along(J[el], b[(12, 13)], (side * 0.2515, 0.0, 0.01))
+        J[hand] = J[wr] + (side * 0.095, 0.0, 0.005)
+    nose = _along(J[12], b[(8, 9)], (0.0, 0.87, 0.49))
+    head_top = _along(nose, b[(9, 10)], (0.0, 0.97, -0.25))
+    return J, nose, head_top
+
+
+# Design joints (same frame), SMPL order; the Human3.6M nose and head-top points.
+_JOINTS, _NOSE, _HEAD_TOP = _design_joints()
+_LEAF_TIPS = {10: (0.10, 0.02, 0.20), 11: (-0.10, 0.02, 0.20), 15: (0.0, 1.74, 0.0),
+              22: (0.89, 1.43, 0.0), 23: (-0.89, 1.43, 0.0)}
 _Y_SHIFT = -1.15  # soles end up at y = -1.15 like SMPL's template
 
 
@@ -321,13 +359,13 @@ def _shape_edit(P: np.ndarray, g: np.ndarray, k: int, t: float) -> np.ndarray:
         P[legs, 0] += np.sign(P[legs, 0]) * d * fall
     elif k == 7:  # belly
         front = (region == 0) & (g[:, 2] == 1)
-        bump = np.exp(-((P[:, 1] - 1.07) / 0.09) ** 2) * (1 - 0.3 * np.abs(g[:, 0]) / 2)
+        bump = np.exp(-((P[:, 1] - 1.18) / 0.09) ** 2) * (1 - 0.3 * np.abs(g[:, 0]) / 2)
         P[front, 2] += 0.025 * t * bump[front]
         side = (region == 0) & (np.abs(g[:, 0]) == 2)
         P[side, 0] += np.sign(P[side, 0]) * 0.006 * t * bump[side]
     elif k == 8:  # head size
         head = region == 3
-        c = np.array([0.0, 1.555, 0.0])
+        c = np.array([0.0, 1.60, 0.0])
         P[head] = c + (P[head] - c) * (1 + 0.06 * t)
     elif k == 9:  # limb thickness
         legs, arms = region == 1, region == 2
@@ -673,8 +711,15 @@ def _rig(v: np.ndarray, faces: np.ndarray):
     for i, q in ((9, _NOSE), (10, _HEAD_TOP)):
         q = np.asarray(q) + np.array([0.0, _Y_SHIFT, 0.0])
         d = np.linalg.norm(v[rigid_head] - q, axis=1)
-        cand = rigid_head[np.argsort(d, kind="stable")[:40]]
-        H[i, cand] = _convex_weights(v[cand], q)
+        for count in (40, 80, 160, 320):  # widen until the point lies inside the candidates
+            cand = rigid_head[np.argsort(d, kind="stable")[:count]]
+            r = _convex_weights(v[cand], q)
+            err = np.linalg.norm(r @ v[cand] - q)
+            if err < 1e-4:
+                break
+        if err > 1e-3:
+            raise RuntimeError(f"Human3.6M regressor row {i} misses its point by {err:.4f} m")
+        H[i, cand] = r
     return w, Jr, H
 
 

@@ -54,6 +54,8 @@ from ..errors import DataError, HGNError
 from ..io import atomic_write_bytes, atomic_write_text
 from .body_model import STATIC_JOINTS, default_body_model_path, load_body_model
 from .camera import project, world_to_camera
+from .h36m_calibration import IMAGE_SIZES, pose2mesh_camera
+from .pose_dataset import ACTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -62,20 +64,20 @@ __all__ = ["SYNTHETIC_VERSION", "SUBJECTS", "ACTION_NAMES", "DEFAULT_FRAMES", "F
            "make_cameras", "subject_betas", "action_motion", "coco_regressor", "face_vertices",
            "detected_track", "dataset_identity", "manifest_identity", "main"]
 
-SYNTHETIC_VERSION = "hgn-synthetic-1.1"  # 1.1: COCO-17 keypoints and the detected-like 2D track
+SYNTHETIC_VERSION = "hgn-synthetic-2.0"  # 2.0: Human3.6M skeleton, cameras and capture area
 SUBJECTS = (1, 5, 6, 7, 8, 9, 11)
-ACTION_NAMES = {
-    2: "Directions", 3: "Discussion", 4: "Eating", 5: "Greeting", 6: "Phoning", 7: "Posing",
-    8: "Purchases", 9: "Sitting", 10: "SittingDown", 11: "Smoking", 12: "Photo", 13: "Waiting",
-    14: "Walking", 15: "WalkDog", 16: "WalkTogether",
-}
+#: action_idx (2..16) -> Human3.6M action name (:data:`hgn_pyg.data.pose_dataset.ACTIONS`).
+ACTION_NAMES = {k + 2: name for k, name in enumerate(ACTIONS)}
 SUBACTIONS = (1, 2)
 #: 200 frames per sequence: every 5th frame of subjects 1, 5, 6, 7, 8 x 4 cameras = 24,000
 #: training samples; every 50th of subjects 9, 11 = 960 test samples.
 DEFAULT_FRAMES = 200
 FPS = 50
-#: image sizes of the four Human3.6M cameras (width, height)
-IMAGE_SIZES = {1: (1000, 1002), 2: (1000, 1000), 3: (1000, 1000), 4: (1000, 1002)}
+#: Centre (x, y) of the capture area in the Human3.6M world (m): the middle of the floor region
+#: all four cameras of every calibrated subject see a standing person in.
+CAPTURE_CENTRE = (0.25, 0.55)
+#: Half extents (x, y) of the capture area (m) the motions' paths are kept in.
+CAPTURE_HALF = (0.7, 0.9)
 _DEG = np.pi / 180.0
 #: The detected-like 2D track, in VideoPose3D's 2D layout, in the data root.
 DETECTED_FILE = "data_2d_h36m_detected.npz"
@@ -477,8 +479,10 @@ def action_motion(action: int, subaction: int, subject: int, frames: int, seed: 
     t = np.arange(frames, dtype=np.float64) / FPS
     P = _Pose(frames)
     path, yaw = _ACTIONS[action](P, v, t)
-    radius = np.linalg.norm(path, axis=1, keepdims=True)
-    path = path * np.minimum(1.0, 1.3 / np.maximum(radius, 1e-9))  # stay in the capture space
+    # into the capture area: an ellipse of half extents CAPTURE_HALF around CAPTURE_CENTRE
+    half = np.asarray(CAPTURE_HALF)
+    radius = np.linalg.norm(path / half, axis=1, keepdims=True)
+    path = path * np.minimum(1.0, 1.0 / np.maximum(radius, 1e-9)) + np.asarray(CAPTURE_CENTRE)
     body = _rot(0, P.lean * _DEG) @ _rot(2, -P.roll * _DEG)
     root = _rot(2, yaw) @ _Y_TO_Z @ body
     return P.matrices(), root, path
@@ -487,39 +491,58 @@ def action_motion(action: int, subaction: int, subject: int, frames: int, seed: 
 # --------------------------------------------------------------------------------------------
 # subjects and cameras
 # --------------------------------------------------------------------------------------------
+def _raw_betas(subject: int, seed: int) -> np.ndarray:
+    return np.random.default_rng([seed, subject, 1000]).normal(0.0, 0.9, 10)
+
+
 def subject_betas(subject: int, seed: int = 0) -> np.ndarray:
-    """The 10 shape coefficients of a subject (|beta| <= 2.2)."""
-    rng = np.random.default_rng([seed, subject, 1000])
-    return np.clip(rng.normal(0.0, 0.9, 10), -2.2, 2.2)
+    """The 10 shape coefficients of a subject (|beta| <= 2.2): a normal draw (std 0.9) minus
+    the mean draw of the seven Human3.6M subjects :data:`SUBJECTS`, so that those subjects
+    vary around the reference skeleton (the open body's template, ``beta = 0``)."""
+    mean = np.mean([_raw_betas(s, seed) for s in SUBJECTS], axis=0)
+    return np.clip(_raw_betas(subject, seed) - mean, -2.2, 2.2)
 
 
 def make_cameras(subject: int, seed: int = 0) -> Dict[str, Dict[str, list]]:
-    """Four Human3.6M-like cameras around the capture space (a fixed rig, slightly jittered
-    per subject): ``{"1": {"R": 3x3, "t": [3] mm, "f": [2], "c": [2]}, ...}``."""
-    rig = np.random.default_rng([seed, 2000])
-    jit = np.random.default_rng([seed, subject, 3000])
-    cams = {}
-    for k in range(1, 5):
-        az = (45 + 90 * (k - 1) + rig.uniform(-10, 10) + jit.uniform(-1, 1)) * _DEG
-        radius = rig.uniform(4.5, 5.5) + jit.uniform(-0.02, 0.02)
-        height = rig.uniform(1.4, 1.9) + jit.uniform(-0.02, 0.02)
-        centre = np.array([radius * np.cos(az), radius * np.sin(az), height])
-        target = np.array([0.0, 0.0, 0.9]) + rig.uniform(-0.1, 0.1, 3) * [1, 1, 0.5]
-        fwd = target - centre
-        fwd /= np.linalg.norm(fwd)
-        right = np.cross(fwd, [0.0, 0.0, 1.0])
-        right /= np.linalg.norm(right)
-        down = np.cross(fwd, right)
-        roll = rig.uniform(-1, 1) * _DEG
-        right, down = (np.cos(roll) * right + np.sin(roll) * down,
-                       -np.sin(roll) * right + np.cos(roll) * down)
-        R = np.stack([right, down, fwd])  # rows: camera axes in world coordinates
-        t = -R @ (centre * 1000.0)
-        w, h = IMAGE_SIZES[k]
-        f = 1145.0 + rig.uniform(-4, 4) + np.array([0.0, rig.uniform(-1.5, 1.5)])
-        c = np.array([w / 2, h / 2]) + rig.uniform(-6, 6, 2)
-        cams[str(k)] = {"R": R.tolist(), "t": t.tolist(), "f": f.tolist(), "c": c.tolist()}
-    return cams
+    """The four Human3.6M cameras of ``subject`` (the published calibration,
+    :mod:`hgn_pyg.data.h36m_calibration`; uncalibrated subject numbers borrow one):
+    ``{"1": {"R": 3x3, "t": [3] mm, "f": [2], "c": [2]}, ...}``. ``seed`` is not used (kept
+    for the signature)."""
+    del seed
+    return {str(k): pose2mesh_camera(subject, k) for k in sorted(IMAGE_SIZES)}
+
+
+def _overflow(joints_mm: np.ndarray, cams, margin: float = 8.0) -> float:
+    """Largest distance (px) by which a joint falls outside an image (less ``margin``), over all
+    frames and cameras; ``inf`` when a joint is less than 1.5 m in front of a camera."""
+    worst = 0.0
+    for cam, (R, t, f, c) in cams.items():
+        w, h = IMAGE_SIZES[int(cam)]
+        Xc = world_to_camera(joints_mm, R, t)
+        if (Xc[..., 2] < 1500.0).any():
+            return float("inf")
+        uv = project(Xc, f, c)
+        over = np.maximum(np.maximum(margin - uv, uv - (np.array([w, h]) - 1 - margin)), 0.0)
+        worst = max(worst, float(over.max()))
+    return worst
+
+
+def _fit_in_view(joints_mm: np.ndarray, cams) -> np.ndarray:
+    """A horizontal shift (mm, ``[3]``) of one sequence that keeps its joints inside every
+    camera's image: the path is pulled towards :data:`CAPTURE_CENTRE` (factors 1 .. 0) until it
+    fits; if it never does (e.g. hands far overhead close to a camera), the least overflow."""
+    centre = np.array([CAPTURE_CENTRE[0], CAPTURE_CENTRE[1], 0.0]) * 1000.0
+    pelvis = joints_mm[:, 0].copy()
+    pelvis[:, 2] = 0.0
+    best, best_over = np.zeros(3), float("inf")
+    for k in np.linspace(1.0, 0.0, 6):
+        shift = (k - 1.0) * (pelvis.mean(axis=0) - centre)
+        over = _overflow(joints_mm + shift, cams)
+        if over == 0.0:
+            return shift
+        if over < best_over:
+            best, best_over = shift, over
+    return best
 
 
 # --------------------------------------------------------------------------------------------
@@ -665,6 +688,7 @@ def _generate_subject(model, subject: int, frames: int, seed: int, actions: Sequ
             trans[:, :2] = path - J0[:2]
             trans[:, 2] = -zmin
             joints_mm = (h + trans[:, None, :]) * 1000.0
+            trans += _fit_in_view(joints_mm, cam_np) / 1000.0
             pose = _rotvec(rot).reshape(frames, 72)
             pose = np.round(pose, 7)
             trans = np.round(trans, 7)
