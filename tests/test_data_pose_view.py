@@ -206,3 +206,32 @@ def test_config_builds_the_augmentation():
     assert aug.active and aug.pose_prob == 0.5 and aug.view_prob == 0.7 and aug.focal == (1.5, 2.5)
     assert aug.yaw == 90.0 and tuple(aug.parents) == tuple(PARENTS)
     assert not PoseViewAugmentation.from_config(config_from_dict({}, "x.yaml").AUG).active
+
+
+def test_input_that_is_no_view_gets_a_virtual_camera():
+    rel = _poses(B=6)
+    x = torch.zeros(6, 17, 2, dtype=torch.float64)  # no pinhole view of anything
+    x2, j2, _ = PoseViewAugmentation(pose_prob=1.0)(x, rel, None, torch.Generator().manual_seed(0))
+    assert torch.isfinite(x2).all()
+    f, c, z = PoseViewAugmentation.fit_camera(x2, j2)
+    assert (f > 1.0).all() and (z > 2.0).all()
+
+
+def test_trainer_with_pose_view_augmentation_resumes_exactly(tmp_path):
+    """The trainer draws the pose/view augmentation from its saved generator: a resumed run equals an
+    uninterrupted one (the stand-in model and data of tests/test_engine_trainer.py)."""
+    from hgn_pyg.config import apply_overrides
+    from hgn_pyg.engine.trainer import make_experiment_dir
+    from test_engine_trainer import make_cfg, run
+
+    cfg4 = make_cfg(tmp_path, **{"AUG.pose_prob": 0.7, "AUG.view_prob": 0.6, "TRAIN.end_epoch": 3})
+    full_dir = make_experiment_dir(cfg4.EXPERIMENT.output_root)
+    tr_full, res_full = run(cfg4, full_dir)
+    assert np.isfinite(res_full["MPJPE"])
+    part_dir = make_experiment_dir(cfg4.EXPERIMENT.output_root)
+    run(apply_overrides(cfg4, ["TRAIN.end_epoch=1"]), part_dir)
+    torch.manual_seed(999)
+    tr_res, res_res = run(cfg4, part_dir, resume=True)
+    assert res_res["MPJPE"] == res_full["MPJPE"]
+    for a, b in zip(tr_full.model.state_dict().values(), tr_res.model.state_dict().values()):
+        assert torch.equal(a, b)

@@ -389,8 +389,10 @@ class PoseViewAugmentation:
     meshes turn with the pose (they stay pelvis-relative in the new camera's frame).
 
     A sample whose body changed but whose view did not is re-projected through its own camera,
-    recovered from the input: ``x = f X / Z + c`` is linear in ``(f, c, Z_root)`` per axis, fitted
-    by least squares to its 17 input joints (exact for ground-truth input).
+    recovered from the input (:meth:`fit_camera`, exact for ground-truth input); when no camera
+    with positive focal length and depth explains the input, the sample gets a virtual camera.
+    The new 2D input is a clean projection (ground-truth-like): the detector-like corruption of
+    :class:`KeypointAugmentation` is applied after it, as for every sample.
 
     Call: ``aug(input_2d [B, J, 2], joints [B, J, 3], meshes (tuple of [B, V, 3]) or None,
     generator) -> (input_2d, joints, meshes)`` — new tensors for augmented samples, the others
@@ -522,8 +524,15 @@ class PoseViewAugmentation:
             if new_meshes is not None:
                 new_meshes = tuple(torch.where(pose_on[:, None, None], follow_bones(m, rel, scaled, self.parents), m)
                                    for m in new_meshes)
-        # the camera each sample is seen by: its own (fitted) or a virtual one
+        # the camera each sample is seen by: its own (fitted) or a virtual one; a sample whose input
+        # is no pinhole view of its target (no positive focal length / depth fits) gets a virtual one
         f_own, c_own, z_own = self.fit_camera(x, rel)
+        own_ok = torch.isfinite(f_own).all(1) & (f_own > 1e-3).all(1) & torch.isfinite(z_own) & (z_own > 1e-3)
+        own_ok = own_ok & torch.isfinite(c_own).all(1)
+        view_on = view_on | (pose_on & ~own_ok)
+        f_own = torch.where(own_ok[:, None], f_own, torch.ones_like(f_own))
+        c_own = torch.where(own_ok[:, None], c_own, torch.zeros_like(c_own))
+        z_own = torch.where(own_ok, z_own, torch.ones_like(z_own))
         # own camera: x_root = f X_root / Z_root + c  ->  X_root = (x_root - c) Z_root / f
         root_own = torch.stack([(x[:, 0, 0] - c_own[:, 0]) * z_own / f_own[:, 0],
                                 (x[:, 0, 1] - c_own[:, 1]) * z_own / f_own[:, 1], z_own], -1)
