@@ -51,7 +51,7 @@ from hgn_pyg.data.augment import drop_keypoints  # noqa: E402
 from hgn_pyg.data.keypoints import apply_missing_policy, coco_to_h36m  # noqa: E402
 from hgn_pyg.data.pose_dataset import PoseDataset  # noqa: E402
 from hgn_pyg.engine import build  # noqa: E402
-from hgn_pyg.engine.checkpoint import load_checkpoint  # noqa: E402
+from hgn_pyg.engine.training_state import load_checkpoint  # noqa: E402
 from hgn_pyg.engine.evaluator import evaluate, make_loader  # noqa: E402
 
 log = logging.getLogger("detector_robustness")

@@ -68,7 +68,7 @@ def coco_pixels(cfg, t) -> Optional[np.ndarray]:
 
 
 def lift_cli(ckpt: Path, uv: np.ndarray, sizes: np.ndarray, fmt: str, tmp: Path) -> np.ndarray:
-    from hgn_pyg.lift import main as lift_main
+    from hgn_pyg.cli.lift import main as lift_main
 
     out = np.empty((len(uv), 17, 3), dtype=np.float32)
     for k, (w, h) in enumerate(np.unique(sizes, axis=0)):
@@ -99,7 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     args = p.parse_args(argv)
     from hgn_pyg.config import apply_overrides, config_from_dict
-    from hgn_pyg.engine.checkpoint import load_checkpoint
+    from hgn_pyg.engine.training_state import load_checkpoint
     from hgn_pyg.engine.evaluator import evaluate, make_loader
     from hgn_pyg.engine import build
     from hgn_pyg.models import HGN

@@ -75,7 +75,7 @@ def make_inputs(folder: Path, frames: int, seed: int = 0) -> Dict[str, Path]:
 
 def save_checkpoint(model, hierarchy, path: Path) -> None:
     from hgn_pyg.config import ModelConfig
-    from hgn_pyg.engine.checkpoint import save_checkpoint as save
+    from hgn_pyg.engine.training_state import save_checkpoint as save
     from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, inference_record
 
     section = ModelConfig()
@@ -112,7 +112,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
                 return hgn(x)
         return call
 
-    from hgn_pyg.lift import main as lift_main
+    from hgn_pyg.cli.lift import main as lift_main
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

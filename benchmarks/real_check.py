@@ -267,11 +267,9 @@ def panoptic_views(sequences, num_cameras: int, min_confidence: float = DEFAULT_
 
 
 def lifter_class():
-    """The product's Lifter (``hgn_pyg.inference`` after the house move, ``hgn_pyg.engine`` before)."""
-    try:
-        from hgn_pyg.inference.lifter import Lifter
-    except ImportError:
-        from hgn_pyg.engine.lifter import Lifter
+    """The product's :class:`~hgn_pyg.inference.lifter.Lifter`."""
+    from hgn_pyg.inference.lifter import Lifter
+
     return Lifter
 
 
@@ -302,7 +300,7 @@ def score_panoptic(pred: np.ndarray, truth: np.ndarray) -> Dict[str, object]:
 
 def check_coco(lifter, path: Path) -> Dict[str, object]:
     """Lift every annotated person of a COCO keypoint annotation file; their bone asymmetry."""
-    from hgn_pyg.data.keypoint_files import read_keypoints
+    from hgn_pyg.inference.keypoint_files import read_keypoints
 
     kfile = read_keypoints(path, "coco")
     res = lifter.lift_file(kfile)

@@ -3,7 +3,7 @@
     python datasets/make_figures.py [--out datasets/figures] [--synthetic DIR]
 
 Without --synthetic a small synthetic set (100 frames per sequence, subject 1) is generated in a
-temporary folder. Writes body_rest.png, body_shapes.png, body_actions.png, projection_2d.png.
+temporary folder. Writes body_rest.png, body_shapes.png, key_poses.png, body_actions.png, projection_2d.png.
 """
 from __future__ import annotations
 
@@ -200,6 +200,39 @@ def fig_projection(model, root, out, subject=1, action=5, sub=1, frame=0.8, cam=
     plt.close(fig)
 
 
+def fig_key_poses(model, out, cols=8):
+    """Every named key pose of :mod:`hgn_pyg.data.motions` on the reference body, floor at 0."""
+    import torch
+
+    from hgn_pyg.data.motions import KEY_POSES, pose_rotations, root_rotation
+    from scipy.spatial.transform import Rotation
+
+    names = list(KEY_POSES)
+    P = np.stack([KEY_POSES[n] for n in names])
+    rot = pose_rotations(P)
+    rot[:, 0] = root_rotation(P, np.full(len(P), np.deg2rad(-30.0)))
+    pose = torch.tensor(Rotation.from_matrix(rot.reshape(-1, 3, 3)).as_rotvec()
+                        .reshape(len(P), 72), dtype=torch.float32)
+    v, _ = model.forward(pose, torch.zeros(len(P), 10))
+    h = model.h36m_joints(v).numpy()
+    v = v.numpy()
+    rows = -(-len(names) // cols)
+    fig, axs = plt.subplots(rows, cols, figsize=(1.6 * cols, 2.1 * rows))
+    view = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # world z up, from -y
+    for ax, n, vi, hi in zip(axs.ravel(), names, v, h):
+        low = vi[:, 2].min()
+        ortho(ax, vi - [0, 0, low], model.faces, view, hi - [0, 0, low])
+        ax.set_xlim(-1.0, 1.0)
+        ax.set_ylim(-0.05, 2.1)
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.set_title(n, fontsize=7)
+    for ax in axs.ravel()[len(names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out, dpi=60)
+    plt.close(fig)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "figures"))
@@ -210,6 +243,7 @@ def main(argv=None):
     model = load_body_model()
     fig_rest(model, out / "body_rest.png")
     fig_shapes(model, out / "body_shapes.png")
+    fig_key_poses(model, out / "key_poses.png")
     with tempfile.TemporaryDirectory() as tmp:
         root = args.synthetic
         if root is None:

@@ -32,8 +32,14 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import yaml
 
+from hgn_pyg.data.augment import INPUT_CHANNELS
+from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
+from hgn_pyg.data.pose_graph import FORMATS
+from hgn_pyg.engine.optim import OPTIMIZERS, SCHEDULERS
 from hgn_pyg.errors import ConfigError
 from hgn_pyg.io import atomic_write_text
+from hgn_pyg.models.hgn import FUSIONS, min_num_layers
+from hgn_pyg.nn.sem_graph_conv import ISOLATED, MODES
 
 __all__ = [
     "DatasetConfig",
@@ -428,11 +434,6 @@ def validate(cfg: Config) -> None:
     The allowed values come from the modules that use them (the layer's modes, the model's
     fusions, the readers' formats, the trainer's optimizers and schedulers).
     """
-    from hgn_pyg.engine.build import DATASET_FORMATS
-    from hgn_pyg.engine.trainer import OPTIMIZERS, SCHEDULERS
-    from hgn_pyg.models.hgn import FUSIONS
-    from hgn_pyg.nn.sem_graph_conv import ISOLATED, MODES
-
     src = cfg.source
     d, m, t, a, s, x, e = cfg.DATASET, cfg.MODEL, cfg.TRAIN, cfg.AUG, cfg.SYNTHETIC, cfg.TEST, cfg.EXPERIMENT
 
@@ -441,10 +442,7 @@ def validate(cfg: Config) -> None:
             need = ">= 0" if allow_zero else "> 0"
             raise ConfigError(f"{src}: {key}: invalid value {value!r}; must be {need}")
 
-    _choice(d.format, DATASET_FORMATS, f"{src}: DATASET.format")
-    from hgn_pyg.data.augment import INPUT_CHANNELS
-    from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
-
+    _choice(d.format, FORMATS, f"{src}: DATASET.format")
     _choice(d.input_joint_set, tuple(INPUT_JOINT_SETS), f"{src}: DATASET.input_joint_set")
     if d.input_joint_set != "human36" and d.format != "h36m":
         raise ConfigError(f"{src}: DATASET.input_joint_set: {d.input_joint_set!r} needs DATASET.format "
@@ -480,8 +478,6 @@ def validate(cfg: Config) -> None:
     if any(a <= b for a, b in zip(m.mesh_levels, m.mesh_levels[1:])):
         raise ConfigError(f"{src}: MODEL.mesh_levels: levels go from coarse to fine, i.e. strictly decreasing "
                           f"level numbers (published: [8, 7]), got {m.mesh_levels}")
-    from hgn_pyg.models.hgn import min_num_layers  # the schedule's rule lives with the model
-
     need = min_num_layers(len(m.mesh_levels))
     if m.num_layers < need:
         raise ConfigError(f"{src}: MODEL.num_layers: invalid value {m.num_layers}; {len(m.mesh_levels)} mesh "

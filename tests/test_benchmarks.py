@@ -94,7 +94,9 @@ def test_sparse_vs_dense_smallest_configuration(tmp_path):
     n_gcn = len(sparse_vs_dense.available_modes("gcn_aggregation")[0])
     assert len(csv_rows) == len(rows) == 2 * 2 * 2 * (n_sgc + n_gcn)
     assert {r["benchmark"] for r in csv_rows} == {"semgraphconv", "gcn_aggregation"}
-    assert {int(r["num_nodes"]) for r in csv_rows} == {17, 50}
+    # level 8's size depends on the body mesh's coarsening (46 slots for open body 2.0)
+    level8 = {g.name: g.num_nodes for g in sparse_vs_dense.build_graphs(["level8"])}["level8"]
+    assert {int(r["num_nodes"]) for r in csv_rows} == {17, level8}
     assert {r["pass"] for r in csv_rows} == {"fwd", "fwd+bwd"}
     assert {"dense", "torch.sparse", "scatter", "auto"} <= {r["mode"] for r in csv_rows}
     for r in csv_rows:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_cli_test import cli, trained  # noqa: F401  (the tiny trained run, shared)
+from test_cli_evaluate import cli, trained  # noqa: F401  (the tiny trained run, shared)
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def _test_frames(exp, root):
 
 def test_lift_equals_test(trained, tmp_path):  # noqa: F811
     from hgn_pyg.engine.metrics import ACTIONS, MetricAccumulator
-    from hgn_pyg.lift import Lifter
+    from hgn_pyg.cli.lift import Lifter
     from hgn_pyg.models import HGN
 
     root, exp = trained
@@ -65,8 +65,8 @@ def test_lift_equals_test(trained, tmp_path):  # noqa: F811
 def test_lift_version1_checkpoint(trained, tmp_path):  # noqa: F811
     """A checkpoint written before checkpoints carried graphs still lifts: the graphs are rebuilt
     from the body model its stored configuration names."""
-    from hgn_pyg.engine.checkpoint import load_checkpoint
-    from hgn_pyg.lift import Lifter
+    from hgn_pyg.engine.training_state import load_checkpoint
+    from hgn_pyg.cli.lift import Lifter
 
     root, exp = trained
     ck = load_checkpoint(exp / "checkpoint" / "last.pth.tar")

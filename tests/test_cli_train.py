@@ -91,7 +91,7 @@ def test_experiment_folder(reference):
     assert res["num_samples"] > 0 and res["MPJPE"] > 0 and res["PA-MPJPE"] <= res["MPJPE"] + 1e-6
     assert res["baseline"]["num_samples"] == res["num_samples"]
     assert len((exp / "graph" / "metrics.csv").read_text().strip().splitlines()) == 1 + 4
-    from hgn_pyg.engine.checkpoint import load_checkpoint
+    from hgn_pyg.engine.training_state import load_checkpoint
     ck = load_checkpoint(exp / "checkpoint" / "last.pth.tar")
     assert ck["epoch"] == 3 and {"model", "optimizer", "scheduler", "rng", "config", "best_metric"} <= set(ck)
 
@@ -127,7 +127,7 @@ def _start(data, out, **extra_env):
 
 
 def _epoch_of(path):
-    from hgn_pyg.engine.checkpoint import load_checkpoint
+    from hgn_pyg.engine.training_state import load_checkpoint
     return load_checkpoint(path)["epoch"]
 
 
@@ -181,14 +181,14 @@ def test_torchrun_two_cpu_processes(data, tmp_path):
     (exp,) = list(tmp_path.iterdir())  # one folder: only rank 0 writes
     res = results(exp)
     assert res["num_samples"] > 0 and res["MPJPE"] > 0
-    from hgn_pyg.engine.checkpoint import load_checkpoint
+    from hgn_pyg.engine.training_state import load_checkpoint
     assert load_checkpoint(exp / "checkpoint" / "last.pth.tar")["world_size"] == 2
 
 
 def test_resume_with_a_checkpoint_of_another_architecture(data, tmp_path):
     """`--resume` of a folder whose last.pth.tar was made for another network: one line naming the
     keys, exit 2, and every file of the folder left as it was."""
-    from hgn_pyg.engine.checkpoint import load_checkpoint, save_checkpoint
+    from hgn_pyg.engine.training_state import load_checkpoint, save_checkpoint
 
     cli("hgn_pyg.train", base_args(data, tmp_path) + ["--set", "TRAIN.end_epoch=1"], cwd=tmp_path)
     (exp,) = list(tmp_path.iterdir())

@@ -42,7 +42,7 @@ def test_template_order_and_types():
 
 def test_template_is_the_models_skeleton_graph():
     # the HGN skeleton layers are built on exactly this template (same columns, same order)
-    from hgn_pyg.models.hgn import skeleton_edges
+    from hgn_pyg.graphs.skeleton import skeleton_edges
     from hgn_pyg.graphs import skeleton_graph
 
     ei, n = skeleton_edges(skeleton_graph("h36m"))

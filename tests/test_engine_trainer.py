@@ -9,7 +9,7 @@ from torch import nn
 from torch_geometric.data import Data
 
 from hgn_pyg.config import Config, apply_overrides
-from hgn_pyg.engine.checkpoint import load_checkpoint
+from hgn_pyg.engine.training_state import load_checkpoint
 from hgn_pyg.engine.losses import HGNLoss
 from hgn_pyg.engine.trainer import Trainer, make_experiment_dir, seed_everything
 

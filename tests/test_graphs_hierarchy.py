@@ -8,7 +8,7 @@ import torch
 from hgn_pyg.errors import GraphError
 from hgn_pyg.graphs import GraphHierarchy, JointAssignment, mesh_hierarchy
 
-from test_graphs_hem import icosphere, octahedron, strip_mesh, uv_sphere
+from test_graphs_coarsening import icosphere, octahedron, strip_mesh, uv_sphere
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from hgn_pyg.engine.checkpoint import check_training_fields, load_checkpoint
+from hgn_pyg.engine.training_state import check_training_fields, load_checkpoint
 from hgn_pyg.errors import CheckpointError
 from hgn_pyg.graphs import mesh_hierarchy
 from hgn_pyg.models import HGN
-from hgn_pyg.models.checkpoint import CHECKPOINT_VERSION, inference_record, load_model
-from hgn_pyg.models.factory import build_hgn, hgn_options
-from hgn_pyg.models.official import load_checkpoint_file, read_checkpoint
+from hgn_pyg.models import build_hgn, hgn_options, load_model
+from hgn_pyg.models.checkpoint import CHECKPOINT_VERSION, inference_record
+from hgn_pyg.models.checkpoint_io import load_checkpoint_file, read_checkpoint
 
 from test_models_hgn import icosphere, randomize_  # the shared test mesh and weights
 

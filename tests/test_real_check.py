@@ -220,7 +220,7 @@ def _checkpoint(tmp_path):
 
     from hgn_pyg.graphs import mesh_hierarchy
     from hgn_pyg.models.checkpoint import CHECKPOINT_VERSION, inference_record
-    from hgn_pyg.models.factory import build_hgn
+    from hgn_pyg.models import build_hgn
     from test_models_hgn import icosphere, randomize_
 
     section = {"hidden_channels": 16, "num_layers": 4, "mesh_levels": [5, 4], "fusion": "official"}

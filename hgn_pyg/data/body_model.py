@@ -48,6 +48,9 @@ __all__ = [
     "check_closed_manifold",
     "signed_volume",
     "read_body_model_file",
+    "rigid_transforms",
+    "skinning_transforms",
+    "PointSkinning",
 ]
 
 
@@ -189,3 +192,88 @@ def load_body_model(path: Optional[Union[str, Path]] = None, dtype=None) -> Body
     if path is None:
         path = default_body_model_path()
     return BodyModel(path, dtype=dtype)
+
+
+def rigid_transforms(rot: np.ndarray, joints: np.ndarray, parents) -> np.ndarray:
+    """World transforms ``[B, K, 3, 4]`` (rotation, joint position) of a kinematic tree.
+
+    Args:
+        rot: local rotations ``[B, K, 3, 3]`` (the root's is its world rotation).
+        joints: rest joint positions ``[K, 3]``. parents: ``[K]`` (root: a negative number).
+
+    NumPy float64; ``[..., 3]`` is each joint's posed position (root at its rest position).
+    """
+    rot = np.asarray(rot, dtype=np.float64)
+    B, K = rot.shape[:2]
+    G = np.zeros((B, K, 3, 4))
+    for k in range(K):
+        p = int(parents[k])
+        if p < 0:
+            G[:, k, :, :3] = rot[:, k]
+            G[:, k, :, 3] = joints[k]
+        else:
+            G[:, k, :, :3] = G[:, p, :, :3] @ rot[:, k]
+            G[:, k, :, 3] = G[:, p, :, 3] + G[:, p, :, :3] @ (joints[k] - joints[p])
+    return G
+
+
+def skinning_transforms(rot: np.ndarray, joints: np.ndarray, parents) -> np.ndarray:
+    """SMPL's linear-blend-skinning transforms ``[B, K, 3, 4]``: :func:`rigid_transforms` with
+    the rest joints removed, so a rest point ``x`` skinned to joint ``k`` goes to
+    ``A_k · [x; 1]``."""
+    G = rigid_transforms(rot, joints, parents)
+    G[..., 3] -= np.einsum("bkrc,kc->bkr", G[..., :3], np.asarray(joints, dtype=np.float64))
+    return G
+
+
+class PointSkinning:
+    """The body model's skinning of a few regressed points, exactly, in NumPy float64, for one
+    body shape: ``x_j = sum_k A_k (sum_v R_jv w_vk [v_v; 1])`` for each regressor ``R`` (e.g. the
+    Human3.6M regressor), and the lowest height of the mesh (floor contact). The same linear
+    blend skinning as :meth:`BodyModel.forward` (``posedirs`` must be zero, as in the open body),
+    without posing all vertices.
+
+    Args:
+        model: a :class:`BodyModel`. betas: ``[10]`` shape coefficients.
+        regressors: name -> ``[P, V]`` vertex weights (default: ``{"h36m": h36m_regressor}``).
+        floor_stride: every how many-th vertex :meth:`lowest` looks at.
+    """
+
+    def __init__(self, model: "BodyModel", betas: np.ndarray, regressors=None,
+                 floor_stride: int = 3):
+        smpl = model.smpl
+        v = smpl.v_template.detach().cpu().double().numpy() + np.einsum(
+            "l,vcl->vc", np.asarray(betas, dtype=np.float64),
+            smpl.shapedirs.detach().cpu().double().numpy())
+        #: rest joints ``[24, 3]`` of this shape
+        self.joints = smpl.J_regressor.detach().cpu().double().numpy() @ v
+        self.parents = smpl.parents.detach().cpu().numpy().astype(np.int64)
+        self.parents[0] = -1
+        W = model.skinning_weights
+        vh = np.concatenate([v, np.ones((len(v), 1))], axis=1)
+        regressors = {"h36m": model.h36m_regressor} if regressors is None else regressors
+        self._C = {name: np.einsum("jv,vk,vc->jkc", np.asarray(R, dtype=np.float64), W, vh)
+                   for name, R in regressors.items()}  # [P, 24, 4]
+        self._low_v = vh[::floor_stride]
+        self._low_w = W[::floor_stride]
+
+    def transforms(self, rot: np.ndarray) -> np.ndarray:
+        """:func:`skinning_transforms` of rotations ``[B, 24, 3, 3]`` for this shape."""
+        return skinning_transforms(rot, self.joints, self.parents)
+
+    def points(self, rot: np.ndarray, name: str = "h36m", A: Optional[np.ndarray] = None):
+        """Posed points ``[B, P, 3]`` of regressor ``name`` (metres, before translation)."""
+        A = self.transforms(rot) if A is None else A
+        C = self._C[name]
+        B = A.shape[0]
+        out = A.transpose(0, 2, 1, 3).reshape(B, 3, -1) @ C.reshape(len(C), -1).T
+        return out.transpose(0, 2, 1)
+
+    def lowest(self, rot: np.ndarray, axis: int = 2, A: Optional[np.ndarray] = None):
+        """Lowest coordinate ``[B]`` along ``axis`` of the posed mesh (every ``floor_stride``-th
+        vertex)."""
+        A = self.transforms(rot) if A is None else A
+        B = A.shape[0]
+        Az = A[:, :, axis, :].transpose(1, 0, 2).reshape(len(self.joints), B * 4)
+        Tz = (self._low_w @ Az).reshape(-1, B, 4)
+        return np.einsum("nbc,nc->bn", Tz, self._low_v).min(axis=1)

@@ -48,8 +48,6 @@ def quaternion_to_matrix(q):
 
     NumPy in, NumPy out (float64).
     """
-    import numpy as np
-
     q = np.asarray(q, dtype=np.float64)
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     w, x, y, z = np.moveaxis(q, -1, 0)
@@ -63,8 +61,6 @@ def quaternion_to_matrix(q):
 def world_to_camera_quat(X, orientation, position):
     """``X_c = Rᵀ·(X − T)`` for a camera with orientation quaternion ``R`` (camera → world, w x y z)
     and position ``T`` in the world (same units as ``X [..., 3]``); NumPy float64."""
-    import numpy as np
-
     R = quaternion_to_matrix(orientation)
     return (np.asarray(X, dtype=np.float64) - np.asarray(position, dtype=np.float64)) @ R
 

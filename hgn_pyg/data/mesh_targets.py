@@ -13,6 +13,7 @@ from typing import Any, List, Sequence, Tuple
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from ..errors import DataError
 
@@ -24,8 +25,6 @@ SHAPE_LIMIT = 3.0
 
 def camera_root_pose(pose: np.ndarray, R: np.ndarray) -> np.ndarray:
     """SMPL poses ``[N, 72]`` with the root rotation (axis-angle) replaced by ``R·root``."""
-    from scipy.spatial.transform import Rotation
-
     out = np.array(pose, dtype=np.float64, copy=True)
     root = Rotation.from_rotvec(out[:, :3]).as_matrix()
     out[:, :3] = Rotation.from_matrix(np.einsum("nij,njk->nik", R, root)).as_rotvec()

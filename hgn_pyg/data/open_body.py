@@ -46,6 +46,7 @@ import scipy.sparse as sp
 from scipy.optimize import nnls
 
 from ..errors import DataError
+from ..graphs.skeleton import H36M
 from ..io import atomic_write_bytes, file_lock, remove_stale_temps
 from .smpl_format import SMPL_JOINT_NAMES, SMPL_PARENTS, SMPL_ROOT_PARENT
 
@@ -60,6 +61,7 @@ __all__ = [
     "H36M_REFERENCE_BONES_MM",
     "STATIC_JOINTS",
     "build_open_body_model",
+    "design_joints",
     "default_body_model_path",
     "make_open_body_data",
     "check_closed_manifold",
@@ -73,10 +75,8 @@ SHAPE_NAMES = [
     "height", "girth", "leg_length", "arm_length", "torso_length", "shoulder_width",
     "hip_width", "belly", "head_size", "limb_thickness",
 ]
-H36M_JOINT_NAMES = [
-    "Pelvis", "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "Torso", "Neck",
-    "Nose", "Head", "L_Shoulder", "L_Elbow", "L_Wrist", "R_Shoulder", "R_Elbow", "R_Wrist",
-]
+#: The 17 Human3.6M joints (:data:`hgn_pyg.graphs.skeleton.H36M`'s names and order).
+H36M_JOINT_NAMES = list(H36M.joint_names)
 #: Human3.6M joint -> the SMPL joint whose regressor row it copies (-1: own row).
 #: Note the sides: H36M "R_Hip" is the person's right hip = SMPL joint 2.
 H36M_FROM_SMPL = [-1, 2, 5, 8, 1, 4, 7, 3, 12, -1, -1, 16, 18, 20, 17, 19, 21]
@@ -220,6 +220,12 @@ def _design_joints() -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     nose = _along(J[12], b[(8, 9)], (0.0, 0.87, 0.49))
     head_top = _along(nose, b[(9, 10)], (0.0, 0.97, -0.25))
     return J, nose, head_top
+
+
+def design_joints() -> np.ndarray:
+    """The template's 24 joint centres ``[24, 3]`` (SMPL order, metres, the model's frame with
+    the soles at y = -1.15): the reference skeleton the synthetic motions are checked on."""
+    return _design_joints()[0] + np.array([0.0, _Y_SHIFT, 0.0])
 
 
 # Design joints (same frame), SMPL order; the Human3.6M nose and head-top points.

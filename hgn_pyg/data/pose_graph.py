@@ -51,8 +51,7 @@ from torch_geometric.transforms import BaseTransform
 from torch_geometric.utils import subgraph
 
 from ..errors import DataError
-from ..graphs import skeleton_graph
-from ..models.hgn import skeleton_edges
+from ..graphs import skeleton_edges, skeleton_graph
 from . import cache as _cache
 from .human36m import DEFAULT_SKIP, DEFAULT_SUBSAMPLE, NUM_JOINTS, PROTOCOL_SUBJECTS, Human36M, annotation_path
 from .videopose3d import VideoPose3D
@@ -361,6 +360,7 @@ class RandomJointDropout(BaseTransform):
                                          relabel_nodes=True, num_nodes=n)
         out = data.clone()
         out.edge_index, out.edge_type = edge_index, edge_type
+        out.num_nodes = int(mask.sum())  # an explicit num_nodes must follow the subset
         for key in _NODE_KEYS:
             if key in out:
                 out[key] = out[key][mask]

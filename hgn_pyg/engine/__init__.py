@@ -1,7 +1,8 @@
-"""Training and evaluation engine: loss, metrics, checkpoints, the trainer, evaluation, DDP.
+"""Training and evaluation engine: loss, metrics, optimisers, training state (resume), the trainer,
+evaluation, DDP.
 
-The command-line tools :mod:`hgn_pyg.train` and :mod:`hgn_pyg.test` are thin wrappers around
-these pieces; they can also be used from Python::
+The command-line tools :mod:`hgn_pyg.cli.train` and :mod:`hgn_pyg.cli.evaluate` are thin wrappers
+around these pieces; they can also be used from Python::
 
     from hgn_pyg.config import load_config
     from hgn_pyg.engine import build, Trainer, make_experiment_dir
@@ -16,17 +17,28 @@ these pieces; they can also be used from Python::
                       build.build_loss(cfg, hierarchy), train_set, test_set, hierarchy=hierarchy)
     results = trainer.fit()
 """
-from hgn_pyg.engine import build
-from hgn_pyg.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from hgn_pyg.engine.distributed import DistContext, init_distributed
-from hgn_pyg.engine.evaluator import evaluate, mean_pose_baseline, write_vis
-from hgn_pyg.engine.losses import HGNLoss
-from hgn_pyg.engine.metrics import ACTIONS, MetricAccumulator, format_table, mpjpe, pa_mpjpe, procrustes_align
-from hgn_pyg.engine.trainer import Trainer, make_experiment_dir, seed_everything
+import importlib
+from typing import Any
 
-__all__ = [
-    "build", "HGNLoss", "ACTIONS", "mpjpe", "pa_mpjpe", "procrustes_align", "MetricAccumulator", "format_table",
-    "save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state", "DistContext",
-    "init_distributed", "evaluate", "mean_pose_baseline", "write_vis", "Trainer", "make_experiment_dir",
-    "seed_everything",
-]
+#: Public name -> the module that defines it. Imported on first use, so ``import hgn_pyg.engine``
+#: (which importing any engine module implies) loads neither the trainer nor DDP.
+_EXPORTS = {
+    "HGNLoss": "losses",
+    "ACTIONS": "metrics", "MetricAccumulator": "metrics", "format_table": "metrics", "mpjpe": "metrics",
+    "pa_mpjpe": "metrics", "procrustes_align": "metrics",
+    "save_checkpoint": "training_state", "load_checkpoint": "training_state",
+    "capture_rng_state": "training_state", "restore_rng_state": "training_state",
+    "DistContext": "distributed", "init_distributed": "distributed",
+    "evaluate": "evaluator", "mean_pose_baseline": "evaluator", "write_vis": "evaluator",
+    "Trainer": "trainer", "make_experiment_dir": "trainer", "seed_everything": "trainer",
+}
+
+__all__ = ["build", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "build":
+        return importlib.import_module("hgn_pyg.engine.build")
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"hgn_pyg.engine.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'hgn_pyg.engine' has no attribute {name!r}")

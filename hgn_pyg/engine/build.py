@@ -7,27 +7,40 @@ and the loss.  They hold no state of their own.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
+import json
 import logging
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from hgn_pyg.config import Config
-from hgn_pyg.data.pose_graph import FORMATS
+from hgn_pyg.data import synthetic
+from hgn_pyg.data.body_model import default_body_model_path, load_body_model
+from hgn_pyg.data.human36m import Human36M
+from hgn_pyg.data.input_2d import INPUT_FORMATS, INPUT_JOINT_SETS, with_input_2d
+from hgn_pyg.data.videopose3d import VideoPose3D
+from hgn_pyg.engine.losses import HGNLoss
 from hgn_pyg.errors import CheckpointError, ConfigError, DataError
+from hgn_pyg.graphs.hierarchy import GraphHierarchy, mesh_hierarchy
+from hgn_pyg.graphs.skeleton import SKELETONS
+from hgn_pyg.io import file_lock, remove_stale_temps
+from hgn_pyg.models import build_hgn, load_model
+from hgn_pyg.models.checkpoint import inference_record, load_model_state
+
+if TYPE_CHECKING:
+    from hgn_pyg.config import Config
 
 __all__ = [
-    "DATASET_FORMATS",
     "resolve_device",
     "ensure_dataset",
     "synthetic_identity",
@@ -75,11 +88,6 @@ def _call_with_supported(fn, *args, **kwargs):
     return fn(*args, **use)
 
 
-#: The data-set layouts ``DATASET.format`` may name (the readers :func:`build_dataset` uses; their
-#: one home is :mod:`hgn_pyg.data.pose_graph`, which reads the same layouts).
-DATASET_FORMATS = FORMATS
-
-
 def _synthetic_kwargs(cfg: Config, body_path: Optional[Path]) -> Dict[str, Any]:
     """The keyword arguments of :func:`hgn_pyg.data.synthetic.generate` the config asks for."""
     kwargs: Dict[str, Any] = dict(cfg.SYNTHETIC.options)
@@ -94,8 +102,6 @@ def _synthetic_kwargs(cfg: Config, body_path: Optional[Path]) -> Dict[str, Any]:
 
 def synthetic_identity(cfg: Config, body_path: Path, body=None) -> Dict[str, Any]:
     """:func:`hgn_pyg.data.synthetic.dataset_identity` of the synthetic set ``cfg`` describes."""
-    from hgn_pyg.data import synthetic
-
     kw = _synthetic_kwargs(cfg, body_path)
     body = body if body is not None else load_body(cfg)
     actions = kw.get("actions") or sorted(synthetic.ACTION_NAMES)
@@ -107,12 +113,8 @@ def synthetic_identity(cfg: Config, body_path: Path, body=None) -> Dict[str, Any
 
 
 def _folder_identity(root: Path) -> Optional[Dict[str, Any]]:
-    from hgn_pyg.data.synthetic import manifest_identity
-
     try:
-        import json
-
-        return manifest_identity(json.loads((root / "SYNTHETIC.json").read_text()))
+        return synthetic.manifest_identity(json.loads((root / "SYNTHETIC.json").read_text()))
     except (OSError, ValueError):
         return None
 
@@ -151,8 +153,6 @@ def ensure_dataset(cfg: Config, is_main: bool = True, body_path: Optional[Path] 
         root = keyed
     if _folder_identity(root) == want or not is_main:
         return root
-    from hgn_pyg.data import synthetic
-    from hgn_pyg.io import file_lock, remove_stale_temps
 
     root.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(root.parent / f".{root.name}.lock"):
@@ -183,15 +183,12 @@ def body_model_path(cfg: Config) -> Path:
         if not p.is_file():
             raise ConfigError(f"{cfg.source}: DATASET.body_model_path: file {str(p)!r} does not exist")
         return p
-    from hgn_pyg.data.body_model import default_body_model_path
 
     return Path(default_body_model_path())
 
 
 def load_body(cfg: Config):
     """The :class:`hgn_pyg.data.body_model.BodyModel` the config names."""
-    from hgn_pyg.data.body_model import load_body_model
-
     return load_body_model(body_model_path(cfg))
 
 
@@ -207,8 +204,6 @@ def build_hierarchy(cfg: Config, body=None, cache: bool = True):
 
     Cached as ``<cache_dir>/hierarchy_<hash>.pt`` keyed by the faces and the level count.
     """
-    from hgn_pyg.graphs.hierarchy import GraphHierarchy, mesh_hierarchy
-
     body = body if body is not None else load_body(cfg)
     faces = np.ascontiguousarray(np.asarray(body.faces, dtype=np.int64))
     nv = int(body.num_vertices)
@@ -246,20 +241,14 @@ def build_dataset(cfg: Config, split: str, hierarchy=None, body_path: Optional[P
     subsample = d.train_subsample if split == "train" else d.test_subsample
     caches = cache_dir(cfg)
     if d.format == "h36m":
-        from hgn_pyg.data.human36m import Human36M
-
         ds = _call_with_supported(
             Human36M, root, split=split, subjects=subjects, subsample=subsample, hierarchy=hierarchy,
             mesh_levels=tuple(cfg.MODEL.mesh_levels), body_model_path=body_path if hierarchy is not None else None,
             cache_dir=caches)
     else:
-        from hgn_pyg.data.videopose3d import VideoPose3D
-
         ds = _call_with_supported(VideoPose3D, root / d.npz_3d, root / d.npz_2d, split=split, subjects=subjects,
                                   subsample=subsample, cache_dir=caches)
     if d.format == "h36m" and (d.input_joint_set != "human36" or not d.use_gt_input):
-        from hgn_pyg.data.input_2d import with_input_2d
-
         ds = with_input_2d(ds, root, d.input_joint_set, None if d.use_gt_input else root / d.npz_2d)
     cap = cfg.TRAIN.max_train_samples if split == "train" else cfg.TEST.max_samples
     ds = subsample_dataset(ds, cap)
@@ -282,9 +271,7 @@ def _joint_weights(cfg: Config, body):
 
 
 def build_model(cfg: Config, hierarchy, body=None) -> torch.nn.Module:
-    """An :class:`hgn_pyg.models.HGN` as ``MODEL`` describes it (:func:`hgn_pyg.models.factory.build_hgn`)."""
-    from hgn_pyg.models.factory import build_hgn
-
+    """An :class:`hgn_pyg.models.HGN` as ``MODEL`` describes it (:func:`hgn_pyg.models.build_hgn`)."""
     reg = _joint_weights(cfg, body if body is not None else load_body(cfg)) if cfg.MODEL.fusion == "pool" else None
     return build_hgn(model_section(cfg), hierarchy, joint_regressor=reg)
 
@@ -292,13 +279,8 @@ def build_model(cfg: Config, hierarchy, body=None) -> torch.nn.Module:
 def model_section(cfg: Config) -> Dict[str, Any]:
     """``MODEL`` as a dict, plus ``input_nodes`` (a learned input node map) when the input keypoints
     are another joint set than the skeleton's (``DATASET.input_joint_set``)."""
-    import dataclasses
-
     section = dataclasses.asdict(cfg.MODEL)
     if cfg.DATASET.input_joint_set != "human36":
-        from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
-        from hgn_pyg.graphs.skeleton import SKELETONS
-
         section["input_nodes"] = SKELETONS[INPUT_JOINT_SETS[cfg.DATASET.input_joint_set]].num_joints
     return section
 
@@ -306,9 +288,6 @@ def model_section(cfg: Config) -> Dict[str, Any]:
 def model_record(cfg: Config, hierarchy, body=None) -> Dict[str, Any]:
     """The inference record a checkpoint of this configuration carries
     (:func:`hgn_pyg.models.checkpoint.inference_record`: graphs, coarse-mesh faces, conventions)."""
-    from hgn_pyg.data.input_2d import INPUT_FORMATS
-    from hgn_pyg.models.checkpoint import inference_record
-
     body = body if body is not None else load_body(cfg)
     reg = getattr(body, "h36m_regressor", None) if cfg.MODEL.fusion == "pool" else None
     return inference_record(model_section(cfg), hierarchy, faces=np.asarray(body.faces, dtype=np.int64),
@@ -317,20 +296,16 @@ def model_record(cfg: Config, hierarchy, body=None) -> Dict[str, Any]:
 
 def build_loss(cfg: Config, hierarchy):
     """The docs/published_model.md §4 loss reading predictions at the hierarchy's real slots."""
-    from hgn_pyg.engine.losses import HGNLoss
-
     return HGNLoss.from_hierarchy(hierarchy, cfg.MODEL.mesh_levels, joint_weight=cfg.TRAIN.joint_loss_weight,
                                   mesh_weights=cfg.TRAIN.mesh_loss_weights)
 
 
 def model_from_checkpoint(ckpt: Dict[str, Any], cfg: Config, hierarchy, body=None, path: str = "checkpoint"):
-    """A model with the weights of ``ckpt`` (:func:`hgn_pyg.models.checkpoint.load_model`): ours
+    """A model with the weights of ``ckpt`` (:func:`hgn_pyg.models.load_model`): ours
     (with its stored graphs and MODEL section when it has them, else ``hierarchy``) or the
     published layout (``model_state_dict``, through :meth:`hgn_pyg.models.HGN.from_official` with
     ``cfg.MODEL``'s levels and kernel options). Raises :class:`CheckpointError` naming the
     mismatching keys and shapes."""
-    from hgn_pyg.models.checkpoint import load_model
-
     reg = None
     if cfg.MODEL.fusion == "pool" and "joint_regressor" not in ckpt:
         reg = _joint_weights(cfg, body if body is not None else load_body(cfg))
@@ -340,8 +315,6 @@ def model_from_checkpoint(ckpt: Dict[str, Any], cfg: Config, hierarchy, body=Non
 
 def load_state(model: torch.nn.Module, state: Dict[str, Tensor], path: str) -> None:
     """:func:`hgn_pyg.models.checkpoint.load_model_state` (every key and shape checked first)."""
-    from hgn_pyg.models.checkpoint import load_model_state
-
     load_model_state(model, state, path)
 
 
@@ -390,8 +363,6 @@ def collate(items: Sequence[Dict[str, Any]]) -> Batch:
 
 def train_mean_pose(ds: Dataset, batch_size: int = 1024) -> Tensor:
     """Mean of the training set's root-relative 3D joints ``[J, 3]`` (the mean-pose baseline)."""
-    from torch.utils.data import DataLoader
-
     total, count = None, 0
     for b in DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate):
         j = b.joints_3d.double()

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from hgn_pyg.data.augment import model_input
 from hgn_pyg.engine.build import collate
@@ -45,8 +46,6 @@ def _root_relative(j: Tensor) -> Tensor:
 def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, progress: bool = False,
              desc: str = "test") -> Dict[str, object]:
     """Run ``model`` over ``loader`` (eval mode) and summarise the errors (``results.json`` layout)."""
-    from tqdm.auto import tqdm
-
     was_training = model.training
     model.eval()
     acc = MetricAccumulator(ACTIONS)

@@ -33,6 +33,7 @@ from torch.utils.data import Dataset
 from hgn_pyg.config import Config, config_from_dict
 from hgn_pyg.engine import build
 from hgn_pyg.engine.trainer import seed_everything
+from hgn_pyg.engine.training_state import load_checkpoint
 from hgn_pyg.errors import ConfigError
 from hgn_pyg.io import LockBusy, file_lock, remove_stale_temps
 
@@ -104,8 +105,6 @@ def prepare(cfg: Config, ctx=None, splits: Sequence[str] = ("train", "test"),
     body = build.load_body(cfg)  # the restricted reader; checks the file
     weights = None
     if checkpoint is None and initial_weights and cfg.MODEL.weight_path:
-        from hgn_pyg.engine.checkpoint import load_checkpoint
-
         weights = load_checkpoint(cfg.MODEL.weight_path, map_location="cpu")
     if is_main:
         root = build.ensure_dataset(cfg, is_main=True, body_path=body_path, body=body)

@@ -23,39 +23,40 @@ import json
 import logging
 import math
 import os
+import random
 import shutil
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler
+from tqdm.auto import tqdm
 
-from hgn_pyg.config import Config
 from hgn_pyg.data.augment import KeypointAugmentation, PoseViewAugmentation, model_input
 from hgn_pyg.data.input_2d import INPUT_JOINT_SETS
-from hgn_pyg.engine.build import train_mean_pose
-from hgn_pyg.engine.checkpoint import (capture_rng_state, check_training_fields, load_checkpoint, restore_rng_state,
-                                       save_checkpoint)
-from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, check_model_fields
+from hgn_pyg.engine.build import load_state, resolve_device, train_mean_pose
 from hgn_pyg.engine.distributed import DistContext
 from hgn_pyg.engine.evaluator import _progress_interval, evaluate, make_loader, mean_pose_baseline, write_vis
+from hgn_pyg.engine.optim import make_optimizer, make_scheduler
 from hgn_pyg.engine.plots import plot_history, write_metrics_csv
-from hgn_pyg.io import atomic_write, atomic_write_text
+from hgn_pyg.engine.training_state import (capture_rng_state, check_training_fields, load_checkpoint,
+                                           restore_rng_state, save_checkpoint)
 from hgn_pyg.errors import CheckpointError, ConfigError
+from hgn_pyg.io import atomic_write, atomic_write_text
+from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, check_model_fields
 
-__all__ = ["Trainer", "make_experiment_dir", "setup_logging", "seed_everything", "write_results", "BEST_RULE"]
+if TYPE_CHECKING:
+    from hgn_pyg.config import Config
+
+__all__ = ["Trainer", "make_experiment_dir", "seed_everything", "write_results", "BEST_RULE"]
 
 log = logging.getLogger(__name__)
 
-
-#: ``TRAIN.optimizer`` and ``TRAIN.scheduler`` values the trainer builds.
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULERS = ("step", "none")
 
 #: How the best epoch (``best.pth.tar``, ``results.json`` → ``best``) is chosen: the published
 #: rule (docs/published_model.md §4).
@@ -82,53 +83,8 @@ def make_experiment_dir(output_root: os.PathLike, prefix: str = "exp") -> Path:
     raise ConfigError(f"EXPERIMENT.output_root: cannot create a new experiment folder in {root}")
 
 
-class _StderrHandler(logging.StreamHandler):
-    """A console handler that writes to whatever ``sys.stderr`` is when a record is emitted
-    (not the stream of the moment it was made: that one may be closed or swapped by then, e.g.
-    when the CLIs run several times in one process)."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self):  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
-
-
-def setup_logging(log_file: Optional[Path], level: str = "INFO", is_main: bool = True) -> None:
-    """Send the ``hgn_pyg`` logger to stderr (and ``log_file``, appended) — called by the CLIs only.
-
-    Non-main ranks log warnings and errors to stderr only.
-    """
-    logger = logging.getLogger("hgn_pyg")
-    for h in list(logger.handlers):
-        if getattr(h, "_hgn_pyg", False):
-            logger.removeHandler(h)
-            h.close()
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
-    console = _StderrHandler()
-    console.setLevel(getattr(logging, level.upper()) if is_main else logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    console._hgn_pyg = True  # type: ignore[attr-defined]
-    logger.addHandler(console)
-    if log_file is not None and is_main:
-        fh = logging.FileHandler(log_file, mode="a")
-        fh.setLevel(logging.DEBUG)
-        fh.setFormatter(fmt)
-        fh._hgn_pyg = True  # type: ignore[attr-defined]
-        logger.addHandler(fh)
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's global generators."""
-    import random
-
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)
@@ -169,8 +125,6 @@ class Trainer:
         self.cfg = cfg
         self.exp_dir = Path(exp_dir)
         if ctx is None:  # a single process on the configured device
-            from hgn_pyg.engine.build import resolve_device
-
             ctx = DistContext(device=resolve_device(cfg.EXPERIMENT.device))
         self.ctx = ctx
         self.device = self.ctx.device
@@ -189,15 +143,8 @@ class Trainer:
         else:
             self.net = self.model
         params = [p for p in self.model.parameters() if p.requires_grad]
-        if t.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
-        elif t.optimizer == "adamw":
-            self.optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
-        else:
-            self.optimizer = torch.optim.SGD(params, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay)
-        milestones = t.lr_step if t.scheduler == "step" else []
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=list(milestones),
-                                                              gamma=t.lr_factor)
+        self.optimizer = make_optimizer(t.optimizer, params, t.lr, t.weight_decay)
+        self.scheduler = make_scheduler(t.scheduler, self.optimizer, t.lr_step, t.lr_factor)
         seed = cfg.EXPERIMENT.seed
         self.sampler = DistributedSampler(train_set, num_replicas=self.ctx.world_size, rank=self.ctx.rank,
                                           shuffle=t.shuffle, seed=seed, drop_last=False)
@@ -255,8 +202,6 @@ class Trainer:
         }
 
     def load_state_dict(self, state: Dict[str, Any], path: str = "checkpoint") -> None:
-        from hgn_pyg.engine.build import load_state
-
         if state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path}: not an hgn_pyg training checkpoint (format {state.get('format')!r})")
         check_training_fields(state, path)
@@ -338,8 +283,6 @@ class Trainer:
                      self.baseline["MPJPE"], self.baseline["PA-MPJPE"], self.baseline["num_samples"])
 
     def train_epoch(self, epoch: int) -> Dict[str, Any]:
-        from tqdm.auto import tqdm
-
         t = self.cfg.TRAIN
         self.net.train()
         self.sampler.set_epoch(epoch)

@@ -14,10 +14,11 @@ from .coarsening import (
     validate_faces,
 )
 from .hierarchy import GraphHierarchy, JointAssignment, ParentMap, mesh_hierarchy
-from .skeleton import COCO, COCO17, H36M, SKELETONS, JointSet, register_skeleton, skeleton_graph
+from .skeleton import COCO, COCO17, H36M, SKELETONS, JointSet, register_skeleton, skeleton_edges, skeleton_graph
 
 __all__ = [
     "skeleton_graph",
+    "skeleton_edges",
     "JointSet",
     "SKELETONS",
     "H36M",

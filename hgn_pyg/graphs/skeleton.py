@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
 import torch
+from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.utils import add_self_loops, coalesce, remove_self_loops
 
 from ..errors import GraphError
 
-__all__ = ["JointSet", "SKELETONS", "register_skeleton", "skeleton_graph", "H36M", "COCO", "COCO17"]
+__all__ = ["JointSet", "SKELETONS", "register_skeleton", "skeleton_graph", "H36M", "COCO", "COCO17",
+           "skeleton_edges"]
 
 
 @dataclass(frozen=True)
@@ -170,3 +173,12 @@ def skeleton_graph(name: str = "h36m") -> Data:
         root=int(js.root),
         skeleton=js.name,
     )
+
+
+def skeleton_edges(skeleton) -> Tuple[Tensor, int]:
+    """The skeleton's edges with one self loop per joint (docs/published_model.md §1.1), sorted
+    by (target, source): the published order of the edge logits."""
+    num_nodes = int(skeleton.num_nodes)
+    edge_index, _ = remove_self_loops(torch.as_tensor(skeleton.edge_index, dtype=torch.long))
+    edge_index, _ = add_self_loops(edge_index, num_nodes=num_nodes)
+    return coalesce(edge_index, num_nodes=num_nodes, sort_by_row=False), num_nodes

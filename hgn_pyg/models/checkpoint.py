@@ -26,6 +26,7 @@ with the published names) loads through :meth:`HGN.from_official` when ``hierarc
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -35,7 +36,10 @@ import torch
 from torch import Tensor
 
 from hgn_pyg.errors import CheckpointError, ConfigError, GraphError
-from hgn_pyg.models.official import is_official_checkpoint, load_checkpoint_file, strip_module_prefix
+from hgn_pyg.graphs.hierarchy import GraphHierarchy
+from hgn_pyg.graphs.skeleton import SKELETONS, skeleton_graph
+from hgn_pyg.models.checkpoint_io import is_official_checkpoint, load_checkpoint_file, strip_module_prefix
+from hgn_pyg.models.factory import build_model, model_options
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -96,10 +100,7 @@ def inference_record(model_section, hierarchy, faces=None, joint_regressor=None,
             (:data:`hgn_pyg.data.keypoints.KEYPOINT_FORMATS`, e.g. ``"coco"`` for a model with a
             learned input node map, ``MODEL`` ``input_nodes``).
     """
-    from hgn_pyg.graphs.skeleton import SKELETONS
-    from hgn_pyg.models.factory import hgn_options
-
-    opts = hgn_options(model_section)
+    opts = dict(_as_mapping(model_section))
     levels = tuple(int(lv) for lv in opts.get("mesh_levels", (8, 7)))
     record: Dict[str, Any] = {
         "joint_set": joint_set,
@@ -119,8 +120,6 @@ def inference_record(model_section, hierarchy, faces=None, joint_regressor=None,
 def check_model_fields(ckpt: Mapping[str, Any], source: str = "checkpoint") -> None:
     """Check the types of the model/inference fields of one of our checkpoints (those present);
     raises :class:`CheckpointError` naming the field."""
-    from hgn_pyg.graphs.skeleton import SKELETONS
-
     def bad(key: str, want: str) -> CheckpointError:
         v = ckpt[key]
         shown = (f"tensor {list(v.shape)} {v.dtype}" if isinstance(v, Tensor) else f"{type(v).__name__}")
@@ -175,8 +174,6 @@ def load_model_state(model: torch.nn.Module, state: Mapping[str, Tensor], source
 
 
 def _as_mapping(section) -> Mapping[str, Any]:
-    import dataclasses
-
     if section is None:
         return {}
     return dataclasses.asdict(section) if dataclasses.is_dataclass(section) else section
@@ -187,11 +184,14 @@ def _model_section(ckpt: Mapping[str, Any]) -> Dict[str, Any]:
     return dict(cfg.get("MODEL") or {})
 
 
-def load_model(checkpoint, map_location=None, hierarchy=None, joint_regressor=None,
+def load_model(model_cls: type, checkpoint, map_location=None, hierarchy=None, joint_regressor=None,
                source: Optional[str] = None, model_section: Optional[Mapping[str, Any]] = None):
     """A model and its :class:`CheckpointInfo` from a checkpoint alone; the model is in eval mode.
+    The model class is an argument (this module does not import :mod:`hgn_pyg.models.hgn`, which
+    imports it): call :func:`hgn_pyg.models.load_model` or :meth:`HGN.from_checkpoint`.
 
     Args:
+        model_cls: the model class (:class:`~hgn_pyg.models.HGN`).
         checkpoint: a path, or a checkpoint dict already read.
         map_location: device to put the model on (default: CPU).
         hierarchy: graphs for checkpoints that carry none (version 1 of the trainer, the
@@ -206,9 +206,6 @@ def load_model(checkpoint, map_location=None, hierarchy=None, joint_regressor=No
     Raises:
         CheckpointError: one line naming the file and what is missing or does not fit.
     """
-    from hgn_pyg.graphs.hierarchy import GraphHierarchy
-    from hgn_pyg.graphs.skeleton import SKELETONS, skeleton_graph
-
     if isinstance(checkpoint, (str, os.PathLike)):
         source = source or os.fspath(checkpoint)
         ckpt = load_checkpoint_file(checkpoint)
@@ -223,14 +220,10 @@ def load_model(checkpoint, map_location=None, hierarchy=None, joint_regressor=No
             raise CheckpointError(
                 f"{source}: a published checkpoint carries no graphs; make a self-describing file with "
                 "`python -m hgn_pyg.convert --official FILE --mesh SMPL_MODEL --out model.pt`, or pass hierarchy=")
-        from hgn_pyg.models.hgn import HGN
-
-        from hgn_pyg.models.factory import hgn_options
-
-        opts = {k: v for k, v in hgn_options(model_section or {}).items()
+        opts = {k: v for k, v in model_options(model_cls, model_section or {}).items()
                 if k not in ("in_channels", "hidden_channels", "out_channels", "num_layers", "fusion")}
         try:
-            model = HGN.from_official(ckpt, skeleton_graph("h36m"), hierarchy, source=source, **opts)
+            model = model_cls.from_official(ckpt, skeleton_graph("h36m"), hierarchy, source=source, **opts)
         except (KeyError, RuntimeError, ValueError) as exc:
             if isinstance(exc, CheckpointError):
                 raise
@@ -262,7 +255,7 @@ def load_model(checkpoint, map_location=None, hierarchy=None, joint_regressor=No
         section = dict(section, input_nodes=int(ckpt["input_nodes"]))
     reg = ckpt.get("joint_regressor", joint_regressor)
     try:
-        model = _build(section, hierarchy, reg, joint_set)
+        model = build_model(model_cls, section, hierarchy, joint_regressor=reg, skeleton=joint_set)
     except (ConfigError, GraphError) as exc:
         raise CheckpointError(f"{source}: its stored MODEL section does not build a model: {exc}") from None
     load_model_state(model, strip_module_prefix(ckpt["model"], source), source)
@@ -274,9 +267,3 @@ def load_model(checkpoint, map_location=None, hierarchy=None, joint_regressor=No
         mesh_faces=dict(ckpt.get("mesh_faces") or {}), config=dict(ckpt.get("config") or {}),
         mean_pose=ckpt.get("mean_pose"))
     return model.to(map_location or "cpu").eval(), info
-
-
-def _build(section, hierarchy, joint_regressor, joint_set):
-    from hgn_pyg.models.factory import build_hgn
-
-    return build_hgn(section, hierarchy, joint_regressor=joint_regressor, skeleton=joint_set)

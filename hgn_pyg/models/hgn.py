@@ -18,9 +18,13 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tup
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import add_self_loops, coalesce, remove_self_loops
 
 from hgn_pyg.errors import ConfigError
+from hgn_pyg.graphs.skeleton import skeleton_edges
+from hgn_pyg.models.checkpoint import load_model as _load_model
+from hgn_pyg.models.factory import build_model, model_options
+from hgn_pyg.models.official import (infer_official_channels, load_official_state_dict, read_checkpoint,
+                                     to_official_state_dict)
 from hgn_pyg.nn import (
     GraphConvBlock,
     GraphNonLocal,
@@ -32,7 +36,7 @@ from hgn_pyg.nn import (
 )
 
 __all__ = ["HGN", "HGNOutput", "FusionStage", "fusion_schedule", "branch_birth_layer", "min_num_layers",
-           "PUBLISHED_SCHEDULE", "skeleton_edges"]
+           "PUBLISHED_SCHEDULE", "skeleton_edges", "hgn_options", "build_hgn", "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +133,6 @@ def fusion_schedule(num_layers: int = 4, num_mesh: int = 2) -> Tuple[FusionStage
 
 #: The published schedule (4 layers, 2 mesh branches, stages 1..5).
 PUBLISHED_SCHEDULE: Tuple[FusionStage, ...] = fusion_schedule(4, 2)
-
-
-def skeleton_edges(skeleton) -> Tuple[Tensor, int]:
-    """The skeleton's edges with one self loop per joint (docs/published_model.md §1.1), sorted
-    by (target, source): the published order of the edge logits."""
-    num_nodes = int(skeleton.num_nodes)
-    edge_index, _ = remove_self_loops(torch.as_tensor(skeleton.edge_index, dtype=torch.long))
-    edge_index, _ = add_self_loops(edge_index, num_nodes=num_nodes)
-    return coalesce(edge_index, num_nodes=num_nodes, sort_by_row=False), num_nodes
 
 
 def _branch_layers(schedule: Sequence[FusionStage]) -> List[Tuple[int, Tuple[int, ...]]]:
@@ -417,9 +412,6 @@ class HGN(nn.Module):
             CheckpointError: unreadable file, missing/unexpected keys, wrong shapes, or ``e``
                 lengths that do not match the graphs (all offending keys named at once).
         """
-        from hgn_pyg.models.official import infer_official_channels, load_official_state_dict, \
-            read_checkpoint
-
         if source is None and isinstance(checkpoint, (str, os.PathLike)):
             source = os.fspath(checkpoint)
         state = read_checkpoint(checkpoint, source)
@@ -434,18 +426,13 @@ class HGN(nn.Module):
     @classmethod
     def from_checkpoint(cls, path, map_location=None, **kwargs) -> "HGN":
         """The model of one of our checkpoints, in eval mode, from the file alone (no body model, no
-        data): see :func:`hgn_pyg.models.checkpoint.load_model` (``kwargs``: ``hierarchy=`` for
-        checkpoints without graphs)."""
-        from hgn_pyg.models.checkpoint import load_model
-
-        return load_model(path, map_location=map_location, **kwargs)[0]
+        data): see :func:`load_model` (``kwargs``: ``hierarchy=`` for checkpoints without graphs)."""
+        return _load_model(cls, path, map_location=map_location, **kwargs)[0]
 
     def to_official_state_dict(self) -> "OrderedDict[str, Tensor]":
         """This model's weights under the published names and shapes (inverse of
         :meth:`from_official`; loadable by the published model and by
         :class:`~hgn_pyg.models.dense_reference.DenseHGN`)."""
-        from hgn_pyg.models.official import to_official_state_dict
-
         return to_official_state_dict(self)
 
     def __repr__(self) -> str:
@@ -457,3 +444,24 @@ class HGN(nn.Module):
         return (f"{self.__class__.__name__}(joints={self.num_nodes[1]}, {meshes}"
                 f"edges=({edges}), hidden={self.hidden_channels}, layers={self.num_layers}, "
                 f"fusion={self.fusion}, mode={self.mode}, parameters={n})")
+
+
+def hgn_options(model_section) -> Dict[str, Any]:
+    """The entries of a ``MODEL`` section (a mapping or the config dataclass) that are :class:`HGN`
+    constructor arguments (:func:`hgn_pyg.models.factory.model_options`)."""
+    return model_options(HGN, model_section)
+
+
+def build_hgn(model_section, hierarchy, joint_regressor=None, skeleton="h36m") -> HGN:
+    """An :class:`HGN` as ``model_section`` describes it, on ``hierarchy``
+    (:func:`hgn_pyg.models.factory.build_model`): the training pipeline and checkpoint loading
+    both build through it, so every model option a configuration gains reaches both."""
+    return build_model(HGN, model_section, hierarchy, joint_regressor=joint_regressor, skeleton=skeleton)
+
+
+def load_model(checkpoint, map_location=None, hierarchy=None, joint_regressor=None, source=None,
+               model_section=None):
+    """An :class:`HGN` and its :class:`~hgn_pyg.models.checkpoint.CheckpointInfo` from a checkpoint
+    alone, in eval mode (:func:`hgn_pyg.models.checkpoint.load_model`)."""
+    return _load_model(HGN, checkpoint, map_location=map_location, hierarchy=hierarchy,
+                       joint_regressor=joint_regressor, source=source, model_section=model_section)

@@ -37,18 +37,25 @@ AUTO_DENSE_MAX_NODES_CPU = ((2, 256), (16, 192), (None, 128))  # (max batch, max
 AUTO_DENSE_MAX_NODES_CUDA = 512
 
 
-def choose_mode(num_nodes: int, batch_size: int = 1, device_type: str = "cpu") -> str:
+def choose_mode(num_nodes: int, batch_size: Optional[int] = 1, device_type: str = "cpu") -> str:
     """The kernel ``mode="auto"`` runs for ``batch_size`` copies of a ``num_nodes`` template.
 
     ``"dense"`` (one ``[N, N] @ [N, B*C]`` GEMM) wins on small graphs; ``"sparse"`` (CSR) above.
     On CPU: dense when ``N <= 256`` for ``B <= 2``, ``N <= 192`` for ``B <= 16``, ``N <= 128``
     otherwise (measurements in ``benchmarks/README.md``); on CUDA up to 512 nodes (uncalibrated).
-    ``"scatter"`` (``[E, B*C]`` messages) is never the fastest.
+    ``"scatter"`` (``[E, B*C]`` messages) is never the fastest. The batch size is only read for
+    ``128 < N <= 256`` (so a traced model with a symbolic batch needs no guard on it elsewhere);
+    ``batch_size=None`` (a symbolic batch while exporting) takes the large-batch rule.
     """
     if device_type == "cuda":
         return "dense" if num_nodes <= AUTO_DENSE_MAX_NODES_CUDA else "sparse"
+    limits = [n for _, n in AUTO_DENSE_MAX_NODES_CPU]
+    if num_nodes <= min(limits):
+        return "dense"
+    if num_nodes > max(limits):
+        return "sparse"
     for max_batch, max_nodes in AUTO_DENSE_MAX_NODES_CPU:
-        if max_batch is None or batch_size <= max_batch:
+        if max_batch is None or (batch_size is not None and batch_size <= max_batch):
             return "dense" if num_nodes <= max_nodes else "sparse"
     return "sparse"  # pragma: no cover
 
@@ -161,7 +168,10 @@ def dense_conv(x: Tensor, weight: Tensor, S: Tensor, diagonal: bool = True,
     term = diag.unsqueeze(-1) * (x @ weight[0]).view(N, -1)
     if bias is not None:  # in place on the fresh product (its backward reads only its inputs)
         term.add_(bias)
-    return torch.addmm(term, S - torch.diag_embed(diag), h1)
+    # S with a zero diagonal (masked_fill, not diag_embed: the legacy ONNX exporter lacks it;
+    # the mask from arange, not a bool eye: ONNX Runtime has no boolean EyeLike)
+    ids = torch.arange(N, device=S.device)
+    return torch.addmm(term, S.masked_fill(ids.unsqueeze(1) == ids, 0.0), h1)
 
 
 def dense_spmm(layout: EdgeLayout, values: Tensor, h: Tensor,
@@ -204,6 +214,35 @@ def diagonal_term(alpha: Tensor, h0: Tensor, h1: Tensor, layout: EdgeLayout, iso
     # (not addcmul: its backward multiplies h0 by the scalar ``value`` once more)
     term = diag.to(h0.dtype).unsqueeze(-1) * h0
     return term if rest is None else term.index_add_(0, iso, rest)
+
+
+def traced_conv(alpha: Tensor, src: Tensor, dst: Tensor, h0: Tensor, h1: Tensor, isolated: str,
+                batch: Optional[Tensor]) -> Tensor:
+    """``S_ii h0_i + sum_{j != i} S_ji h1_j`` over the edges ``src -> dst`` in any order, with
+    the rule ``isolated`` for nodes without incoming edges, as :class:`EdgeLayout`'s kernels
+    compute it but with no data-dependent shape and no host synchronisation (every edge is
+    gathered and summed with a 0/1 self-loop mask instead of being split off): the typed path
+    under ``torch.compile`` / ``torch.export``. ``h0, h1 [N, F]``; ``alpha [E]``."""
+    N = h1.size(0)
+    is_self = src == dst
+    diag = alpha.new_zeros(N).index_add(0, dst, alpha.masked_fill(~is_self, 0.0))
+    off = alpha.masked_fill(is_self, 0.0).to(h1.dtype)
+    out = h1.new_zeros(h1.shape).index_add(0, dst, h1.index_select(0, src) * off.unsqueeze(-1))
+    if isolated != "zero":
+        iso = alpha.new_zeros(N).index_add(0, dst, torch.ones_like(alpha)) == 0
+        if isolated == "self":
+            diag = diag + iso.to(diag.dtype)
+        else:  # uniform over the node's graph (graph ids < N: no count of graphs needed)
+            if batch is None:
+                n = torch.full_like(diag, N)
+                total = h1.sum(0, keepdim=True)
+            else:
+                n = diag.new_zeros(N).index_add(0, batch, torch.ones_like(diag)).index_select(0, batch)
+                total = h1.new_zeros(h1.shape).index_add(0, batch, h1).index_select(0, batch)
+            w = iso.to(diag.dtype) / n
+            diag = diag + w
+            out = out + (total - h1) * w.to(h1.dtype).unsqueeze(-1)
+    return out + diag.to(h0.dtype).unsqueeze(-1) * h0
 
 
 def sparse_adjacency(layout: EdgeLayout, values: Tensor, use_torch_sparse: bool):
@@ -271,7 +310,7 @@ class CsrSpmm(torch.autograd.Function):
 
 # Gathered elements per block of edge_dot. On CPU small blocks stay in cache and reuse the
 # allocator's memory: at 31k edges x 128 channels, blocks of 2^16 elements ran 4.8 ms against
-# 45 ms for one [E, F] gather (benchmarks/README.md, "Second pass on issue 11"); elsewhere one
+# 45 ms for one [E, F] gather (docs/results.md, "Second pass"); elsewhere one
 # block of up to 2^24.
 EDGE_DOT_BLOCK_CPU = 1 << 16
 EDGE_DOT_BLOCK = 1 << 24
@@ -334,24 +373,38 @@ def template_buffers(edge_index, num_nodes: int) -> Tuple[Tensor, Dict[str, Opti
     return template, buffers
 
 
-def typed_layout(edge_index, edge_type, num_nodes: int, num_edge_types: int,
-                 transpose: bool = True) -> Tuple[EdgeLayout, Tensor]:
-    """The layout of typed edges and their types in the layout's order, validated (``transpose``
-    as in :func:`edge_layout`)."""
+def check_edge_type(edge_index: Tensor, edge_type, num_edge_types: int) -> None:
+    """Raise ValueError unless ``edge_type`` is an integer ``[E]`` tensor for the ``E`` columns
+    of ``edge_index`` with values in ``[0, num_edge_types)`` (the range is not checked while
+    compiling or exporting: it would need the values on the host)."""
     if edge_type is None:
         raise ValueError("SemGraphConv: a typed layer (num_edge_types) needs edge_type [E]")
-    check_edge_index(edge_index, num_nodes)
-    if (not isinstance(edge_type, Tensor) or edge_type.dtype.is_floating_point
-            or edge_type.shape != edge_index.shape[1:]):
+    if not isinstance(edge_type, Tensor):
+        raise ValueError(f"SemGraphConv: edge_type must be an integer tensor [E], got "
+                         f"{type(edge_type).__name__}")
+    if edge_type.dtype.is_floating_point or edge_type.is_complex() or edge_type.dtype == torch.bool:
+        raise ValueError(f"SemGraphConv: edge_type must be an integer tensor (torch.long), got "
+                         f"dtype {edge_type.dtype}")
+    if edge_type.shape != edge_index.shape[1:]:
         raise ValueError(f"SemGraphConv: edge_type must be an integer tensor "
-                         f"[{edge_index.size(1)}], got {getattr(edge_type, 'shape', edge_type)}")
-    if edge_type.numel() and not _in_range(edge_type, num_edge_types):
+                         f"[{edge_index.size(1)}], got {list(edge_type.shape)}")
+    if (not torch.compiler.is_compiling() and edge_type.numel()
+            and not _in_range(edge_type, num_edge_types)):
         raise ValueError(f"SemGraphConv: edge_type holds values in [{int(edge_type.min())}, "
                          f"{int(edge_type.max())}] outside [0, {num_edge_types})")
+
+
+def typed_layout(edge_index, edge_type, num_nodes: int, num_edge_types: int,
+                 transpose: bool = True) -> Tuple[EdgeLayout, Tensor, Optional[Tensor]]:
+    """The layout of typed edges, their types in the layout's order and the permutation from
+    the caller's columns to that order (``None``: already in it), validated (``transpose`` as
+    in :func:`edge_layout`)."""
+    check_edge_index(edge_index, num_nodes)
+    check_edge_type(edge_index, edge_type, num_edge_types)
     perm, src, dst = sort_edges(edge_index.long(), num_nodes, by_source=False)
     if perm is not None:
         edge_type = edge_type.index_select(0, perm)
-    return edge_layout(src, dst, num_nodes, transpose=transpose), edge_type.long()
+    return edge_layout(src, dst, num_nodes, transpose=transpose), edge_type.long(), perm
 
 
 def count_copies(template: Tensor, N: int, adj, num_rows: int) -> int:
@@ -380,22 +433,51 @@ def count_copies(template: Tensor, N: int, adj, num_rows: int) -> int:
     return copies
 
 
-def _edges_of(adj, num_rows: int) -> Tuple[Tensor, Tensor, str]:
-    """(source, target, description) of a topology argument given to ``forward``."""
+def _edges_of(adj, num_rows) -> Tuple[Tensor, Tensor, str]:
+    """(source, target, description) of a topology argument given to ``forward``;
+    ``num_rows``: ``N`` (square) or ``(targets, sources)`` of an ``adj_t``."""
+    shape = (num_rows, num_rows) if isinstance(num_rows, int) else tuple(num_rows)
     if SparseTensor is not None and isinstance(adj, SparseTensor):
-        if adj.sparse_sizes() != (num_rows, num_rows):
+        if adj.sparse_sizes() != shape:
             raise ValueError(f"SemGraphConv: SparseTensor of size {tuple(adj.sparse_sizes())} "
                              f"does not match x with {num_rows} nodes")
         dst, src, _ = adj.coo()
         return src, dst, f"SparseTensor {tuple(adj.sparse_sizes())}"
     if isinstance(adj, Tensor) and adj.layout != torch.strided:
-        if tuple(adj.shape[:2]) != (num_rows, num_rows):
+        if tuple(adj.shape[:2]) != shape:
             raise ValueError(f"SemGraphConv: sparse adjacency of size {tuple(adj.shape)} does "
                              f"not match x with {num_rows} nodes")
         dst, src = adj.to_sparse_coo().coalesce().indices()
         return src, dst, f"torch.sparse {tuple(adj.shape)} ({adj.layout})"
-    check_edge_index(adj, num_rows)
+    check_edge_index(adj, max(shape))
     return adj[0].long(), adj[1].long(), f"edge_index {list(adj.shape)}"
+
+
+def is_typed_adjacency(adj) -> bool:
+    """Whether ``adj`` is a sparse ``adj_t`` whose values are integer edge types (as
+    ``RGCNConv`` takes them)."""
+    if SparseTensor is not None and isinstance(adj, SparseTensor):
+        value = adj.storage.value()
+        return value is not None and not value.dtype.is_floating_point
+    return (isinstance(adj, Tensor) and adj.layout != torch.strided
+            and not adj.dtype.is_floating_point and adj.dtype != torch.bool)
+
+
+def typed_edges(adj, num_rows) -> Tuple[Tensor, Tensor]:
+    """``(edge_index [2, E], edge_type [E])`` of a typed ``adj_t`` (rows = targets, values =
+    edge types), in its row-major order; ``num_rows``: ``N`` or ``(targets, sources)``."""
+    src, dst, _ = _edges_of(adj, num_rows)
+    if SparseTensor is not None and isinstance(adj, SparseTensor):
+        types = adj.storage.value()
+    else:
+        types = adj.to_sparse_coo().coalesce().values()
+    return torch.stack([src, dst]), types
+
+
+def edge_index_of(adj, num_rows: int) -> Tensor:
+    """``[2, E]`` (source, target) of any topology argument (edge_index, ``adj_t``)."""
+    src, dst, _ = _edges_of(adj, num_rows)
+    return torch.stack([src, dst])
 
 
 def _in_range(index: Tensor, size: int) -> bool:
@@ -412,6 +494,7 @@ def check_edge_index(edge_index, num_rows: int) -> None:
         what = (f"{list(edge_index.shape)} ({edge_index.dtype})" if isinstance(edge_index, Tensor)
                 else type(edge_index).__name__)
         raise ValueError(f"SemGraphConv: edge_index must be an integer tensor [2, E], got {what}")
-    if edge_index.numel() and not _in_range(edge_index, num_rows):
+    if (not torch.compiler.is_compiling() and edge_index.numel()
+            and not _in_range(edge_index, num_rows)):
         raise ValueError(f"SemGraphConv: edge_index {list(edge_index.shape)} has node ids "
                          f"outside [0, {num_rows}) for x with {num_rows} nodes")

@@ -92,17 +92,22 @@ class GraphNonLocal(Module):
             if x.dim() != 2 or batch.shape != x.shape[:1]:
                 raise ValueError(f"GraphNonLocal: batch must be [N] for x [N, C], got batch "
                                  f"{list(batch.shape)} and x {list(x.shape)}")
+            if torch.compiler.is_compiling():
+                return self._forward_traced(x, batch)
+            if x.size(0) == 0:
+                return x.clone()
+            if x.size(0) > 1 and bool((batch[1:] < batch[:-1]).any()):
+                raise ValueError("GraphNonLocal: batch must be sorted (the nodes of each graph "
+                                 "in one block, graphs in increasing order, as a PyG Batch "
+                                 "gives them); sort x and batch by batch first")
             xb, mask = to_dense_batch(x, batch)                          # [B, N_max, C]
             count = mask.sum(1).view(-1, 1, 1)                            # nodes per graph
         else:
             xb, mask, count = (x.unsqueeze(0) if x.dim() == 2 else x), None, x.size(-2)
-        g = self.g(xb)                                                    # [B, N, C']
         # θ and φ are only read through their dot products with the halves of the concat
         # weight, so fold them into C-vectors: a_i = w_θ·(W_θ x_i + b_θ) = x_i·(W_θᵀ w_θ) + b_θ·w_θ
+        g, a, b = self._scores(xb)                                        # [B, N, C'], [B, N]
         Ci = self.inner_channels
-        w_t, w_p = self.concat_project[:Ci], self.concat_project[Ci:]
-        a = xb @ (self.theta.weight.t() @ w_t) + self.theta.bias @ w_t   # [B, N]
-        b = xb @ (self.phi.weight.t() @ w_p) + self.phi.bias @ w_p       # [B, N]
         if mask is not None:  # padded nodes j send nothing: ReLU(a_i - inf) = 0
             b = b.masked_fill(~mask, float("-inf"))
         f = torch.relu(a.unsqueeze(2) + b.unsqueeze(1))                  # [B, N, N]
@@ -114,6 +119,25 @@ class GraphNonLocal(Module):
         if x.is_contiguous():
             return z.add_(x.view(-1, self.channels)).view(x.shape)
         return x + z.view(x.shape)
+
+    def _scores(self, x: Tensor):
+        """``g``, ``a``, ``b`` of the separable form for ``x [..., C]``."""
+        Ci = self.inner_channels
+        w_t, w_p = self.concat_project[:Ci], self.concat_project[Ci:]
+        a = x @ (self.theta.weight.t() @ w_t) + self.theta.bias @ w_t
+        b = x @ (self.phi.weight.t() @ w_p) + self.phi.bias @ w_p
+        return self.g(x), a, b
+
+    def _forward_traced(self, x: Tensor, batch: Tensor) -> Tensor:
+        """A PyG batch without padding and without reading ``batch`` on the host (for
+        ``torch.compile`` / ``torch.export``): one ``[ΣN, ΣN]`` score matrix masked to pairs of
+        the same graph (any order of ``batch``). Quadratic in all nodes: for tracing only."""
+        g, a, b = self._scores(x)
+        same = batch.unsqueeze(1) == batch.unsqueeze(0)                   # [ΣN, ΣN]
+        f = torch.relu(a.unsqueeze(1) + b.unsqueeze(0)) * same.to(x.dtype)
+        count = x.new_zeros(x.size(0)).index_add(0, batch, torch.ones_like(a)).index_select(0, batch)
+        y = (f @ g) / count.unsqueeze(-1)
+        return x + self.bn(self.W(y))
 
     @staticmethod
     def convert_official_state_dict(state: Dict[str, Tensor], prefix: str = "") -> Dict[str, Tensor]:

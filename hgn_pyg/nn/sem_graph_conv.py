@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -12,6 +12,8 @@ from torch_geometric.utils import spmm
 
 from . import _sem_kernels as K
 from ._sem_kernels import ISOLATED, MODES, SPARSE_BACKENDS, EdgeLayout, choose_mode
+
+HALF = (torch.float16, torch.bfloat16)
 
 __all__ = ["SemGraphConv", "choose_mode", "MODES", "ISOLATED", "SPARSE_BACKENDS"]
 
@@ -63,10 +65,19 @@ class SemGraphConv(MessagePassing):
 
     Parameters: ``weight [2, Cin, Cout]`` (:math:`W_0, W_1`), ``edge_logits [K]``, ``bias``.
 
+    PyG conventions (``docs/pyg_layers_general.md``): the explainer's edge mask scales the
+    attention of the caller's edges (every kernel); ``x = (x_src, x_dst)`` is a bipartite call
+    (every edge a message through :math:`W_1`, :math:`W_0` on ``x_dst`` for targets without
+    edges under ``isolated="self"``), so ``to_hetero`` works; a sparse ``adj_t`` with integer
+    values is typed edges (as ``RGCNConv`` takes them); under ``torch.compile`` /
+    ``torch.export`` the typed path runs a kernel without data-dependent shapes.
+
     Shapes:
-        - **input:** ``x [N, Cin]`` or ``[B, N, Cin]``, ``edge_index [2, E]`` (optional for a
-          template), ``edge_type [E]`` (required for a typed layer), ``batch [N]`` (optional,
-          only read by ``isolated="uniform"``; ``None``: one graph).
+        - **input:** ``x [N, Cin]`` or ``[B, N, Cin]`` (or a pair ``(x_src, x_dst)``),
+          ``edge_index [2, E]`` (optional for a template; also an ``adj_t``),
+          ``edge_type [E]`` (required for a typed layer), ``batch [N]`` (optional,
+          only read by ``isolated="uniform"``; ``None``: one graph), ``size`` ``(N_src, N_dst)``
+          (optional, checked against a bipartite ``x``).
         - **output:** ``x'`` with ``Cout`` channels, same leading shape as ``x`` (for ``[B, N, C]``
           a node-major view of ``[N, B, Cout]`` memory, which the next layer reads without a
           copy; ``.contiguous()`` where batch-major memory matters).
@@ -123,52 +134,165 @@ class SemGraphConv(MessagePassing):
         return K.edge_softmax(self.edge_logits, self.edge_index[1], self.num_nodes)
 
     def resolve_mode(self, batch_size: int, device_type: str) -> str:
-        """The kernel the template path runs for ``batch_size`` copies on ``device_type``."""
+        """The kernel the template path runs for ``batch_size`` copies on ``device_type`` (a
+        symbolic batch size, while exporting with a dynamic batch, takes the large-batch rule)."""
         if self.mode != "auto":
             return self.mode
+        if isinstance(batch_size, torch.SymInt):
+            batch_size = None
         return choose_mode(self.num_nodes, batch_size, device_type)
 
-    def forward(self, x: Tensor, edge_index=None, edge_type: Optional[Tensor] = None,
-                batch: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]], edge_index=None,
+                edge_type: Optional[Tensor] = None, batch: Optional[Tensor] = None,
+                size: Optional[Tuple[int, int]] = None) -> Tensor:
+        if isinstance(x, (tuple, list)):
+            return self._bipartite(x, edge_index, edge_type, batch, size)
+        if size is not None and tuple(size) != (x.size(-2), x.size(-2)):
+            raise ValueError(f"SemGraphConv: size={tuple(size)} needs x = (x_src, x_dst); one x "
+                             f"has {x.size(-2)} nodes for sources and targets")
         if x.dim() not in (2, 3) or x.size(-1) != self.in_channels:
             raise ValueError(f"SemGraphConv: expected x [N, {self.in_channels}] or "
                              f"[B, N, {self.in_channels}], got {list(x.shape)}")
         rows = x.size(-2)
+        if edge_type is None and self.num_nodes is None and K.is_typed_adjacency(edge_index):
+            edge_index, edge_type = K.typed_edges(edge_index, rows)  # adj_t valued by type
+        if edge_type is None and self.num_nodes is not None and self.explain:
+            # the explainer's mask is over the caller's edges: run them as typed edges
+            edge_index, edge_type, batch = self._template_edges(edge_index, rows, batch)
         if edge_type is not None or self.num_nodes is None:
-            layout, types = K.typed_layout(edge_index, edge_type, rows, self.num_edge_types,
-                                           transpose=torch.is_grad_enabled())
-            logits = self.edge_logits.index_select(0, types)
-            mode = "sparse" if self.mode == "auto" else self.mode
-            xt = x.unsqueeze(1) if x.dim() == 2 else x.transpose(0, 1)   # node-major [N, B, C]
-            out = self._convolve(xt, layout, logits, mode, batch)
-            out = out.squeeze(1) if x.dim() == 2 else out.transpose(0, 1)
+            return self._typed(x, edge_index, edge_type, batch)
+        N = self.num_nodes
+        if torch.compiler.is_compiling():  # topology checks read values: not while tracing
+            torch._check(rows % N == 0, lambda: "SemGraphConv: x rows not a multiple of num_nodes")
+        elif edge_index is None or edge_index is self.edge_index:
+            if rows != N:
+                raise ValueError(
+                    f"SemGraphConv: x has {rows} nodes along dim -2 but the layer was built "
+                    f"for num_nodes={N}; for a PyG batch of copies pass its edge_index, for "
+                    f"other graphs edge_index and edge_type")
         else:
-            N = self.num_nodes
-            if edge_index is None or edge_index is self.edge_index:
-                if rows != N:
-                    raise ValueError(
-                        f"SemGraphConv: x has {rows} nodes along dim -2 but the layer was built "
-                        f"for num_nodes={N}; for a PyG batch of copies pass its edge_index, for "
-                        f"other graphs edge_index and edge_type")
-            else:
-                K.count_copies(self.edge_index, N, edge_index, rows)
-            xb = x.reshape(-1, N, self.in_channels)  # copies of the template, [B', N, C]
-            mode = self.resolve_mode(xb.size(0), x.device.type)
-            if mode == "dense":
-                out = self._dense(xb.transpose(0, 1))
-            else:
-                layout = EdgeLayout(N, *(getattr(self, f"_{f}") for f in EdgeLayout._fields[1:]))
-                logits = self.edge_logits if self._perm is None else self.edge_logits[self._perm]
-                out = self._convolve(xb.transpose(0, 1), layout, logits, mode, None)
-            out = out.transpose(0, 1).reshape(*x.shape[:-1], self.out_channels)
-        return out
+            K.count_copies(self.edge_index, N, edge_index, rows)
+        xb = x.reshape(-1, N, self.in_channels)  # copies of the template, [B', N, C]
+        mode = self.resolve_mode(xb.size(0), x.device.type)
+        if mode == "sparse" and torch.compiler.is_compiling():
+            mode = "scatter"  # Dynamo does not trace torch.sparse construction: index_add
+        if mode == "dense":
+            out = self._dense(xb.transpose(0, 1))
+        else:
+            layout = EdgeLayout(N, *(getattr(self, f"_{f}") for f in EdgeLayout._fields[1:]))
+            logits = self.edge_logits if self._perm is None else self.edge_logits[self._perm]
+            out = self._convolve(xb.transpose(0, 1), layout, logits, mode, None)
+        return out.transpose(0, 1).reshape(*x.shape[:-1], self.out_channels)
+
+    def _bipartite(self, x, edge_index, edge_type: Optional[Tensor], batch: Optional[Tensor],
+                   size: Optional[Tuple[int, int]]) -> Tensor:
+        """``x = (x_src, x_dst)``: edges ``j -> i`` from ``x_src``'s nodes to ``x_dst``'s, every
+        one a message ``S_ji x_src_j W_1`` (no edge is a self loop: the node sets differ);
+        ``x_dst`` enters through :math:`W_0` by the ``isolated`` rule (``"self"``). Computed as
+        the typed path on the graph of both node sets (sources first), whose target rows are
+        returned; ``size = (N_src, N_dst)`` is checked against them."""
+        if len(x) != 2 or not all(isinstance(t, Tensor) for t in x):
+            raise ValueError("SemGraphConv: a bipartite x must be a pair (x_src, x_dst) of tensors")
+        x_src, x_dst = x
+        n_src, n_dst = x_src.size(-2), x_dst.size(-2)
+        if x_src.shape[:-2] != x_dst.shape[:-2] or x_src.size(-1) != x_dst.size(-1):
+            raise ValueError(f"SemGraphConv: x_src {list(x_src.shape)} and x_dst "
+                             f"{list(x_dst.shape)} must share the batch and channel dimensions")
+        if size is not None and tuple(size) != (n_src, n_dst):
+            raise ValueError(f"SemGraphConv: size={tuple(size)} does not match x_src with "
+                             f"{n_src} and x_dst with {n_dst} nodes")
+        if self.isolated == "uniform" or batch is not None:
+            raise ValueError("SemGraphConv: a bipartite call (x_src, x_dst) takes isolated="
+                             "'zero' or 'self' and no batch (no graph of x_dst's own to average)")
+        if edge_type is None and K.is_typed_adjacency(edge_index):
+            edge_index, edge_type = K.typed_edges(edge_index, (n_dst, n_src))
+        if edge_type is None:
+            raise ValueError("SemGraphConv: a bipartite call needs edge_type (or a typed adj_t)")
+        K.check_edge_index(edge_index, max(n_src, n_dst))
+        src, dst = edge_index[0].long(), edge_index[1].long()
+        if not torch.compiler.is_compiling() and src.numel():
+            if int(src.max()) >= n_src or int(dst.max()) >= n_dst:
+                raise ValueError(f"SemGraphConv: edge_index has sources >= {n_src} or targets "
+                                 f">= {n_dst} (x_src, x_dst nodes)")
+        both = torch.stack([src, dst + n_src])  # one graph: sources first, no self loop
+        out = self._typed(torch.cat([x_src, x_dst], dim=-2), both, edge_type, None)
+        return out.narrow(-2, n_src, n_dst)
+
+    def _typed(self, x: Tensor, edge_index, edge_type: Tensor, batch: Optional[Tensor]) -> Tensor:
+        """The typed path: edges ``edge_index`` of types ``edge_type`` on the rows of ``x``."""
+        rows = x.size(-2)
+        xt = x.unsqueeze(1) if x.dim() == 2 else x.transpose(0, 1)   # node-major [N, B, C]
+        if torch.compiler.is_compiling():  # no data-dependent shapes, no host synchronisation
+            K.check_edge_index(edge_index, rows)
+            K.check_edge_type(edge_index, edge_type, self.num_edge_types)
+            out = self._convolve_traced(xt, edge_index, edge_type.long(), batch)
+        else:
+            layout, types, perm = K.typed_layout(edge_index, edge_type, rows, self.num_edge_types,
+                                                 transpose=torch.is_grad_enabled())
+            logits = self.edge_logits.index_select(0, types)
+            mask = self._explain_mask(edge_type.numel())
+            if mask is not None and perm is not None:
+                mask = mask.index_select(0, perm)
+            mode = "sparse" if self.mode == "auto" else self.mode
+            out = self._convolve(xt, layout, logits, mode, batch, mask)
+        return out.squeeze(1) if x.dim() == 2 else out.transpose(0, 1)
+
+    def _convolve_traced(self, xt: Tensor, edge_index: Tensor, edge_type: Tensor,
+                         batch: Optional[Tensor]) -> Tensor:
+        """:meth:`_convolve` for ``torch.compile`` / ``torch.export`` (:func:`traced_conv`)."""
+        N, B, C = xt.size(0), xt.size(1), self.out_channels
+        src, dst = edge_index[0].long(), edge_index[1].long()
+        alpha = K.edge_softmax(self.edge_logits.index_select(0, edge_type), dst, N)
+        mask = self._explain_mask(edge_type.numel())
+        if mask is not None:
+            alpha = alpha * mask
+        x2 = xt.reshape(N * B, self.in_channels)
+        h0, h1 = (x2 @ self.weight[0]).view(N, B * C), (x2 @ self.weight[1]).view(N, B * C)
+        out = K.traced_conv(alpha, src, dst, h0, h1, self.isolated, batch)
+        out = out.view(N, B, C)
+        return out if self.bias is None else out + self.bias
+
+    def _template_edges(self, edge_index, rows: int, batch: Optional[Tensor]):
+        """``(edge_index, edge_type, batch)`` of the template (or of the given batch of its
+        copies) as typed edges, each edge of the type of its template column."""
+        N = self.num_nodes
+        if edge_index is None or edge_index is self.edge_index:
+            return self.edge_index, torch.arange(self.num_edges, device=self.edge_index.device), batch
+        K.count_copies(self.edge_index, N, edge_index, rows)
+        edge_index = K.edge_index_of(edge_index, rows)
+        column = torch.full((N * N,), -1, dtype=torch.long, device=edge_index.device)
+        column[self._flat.to(edge_index.device)] = torch.arange(self.num_edges,
+                                                                device=edge_index.device)
+        types = column[(edge_index[1] % N) * N + edge_index[0] % N]
+        if batch is None:
+            batch = torch.arange(rows, device=edge_index.device) // N
+        return edge_index, types, batch
+
+    def _explain_mask(self, num_edges: int) -> Optional[Tensor]:
+        """PyG's explainer mask over the caller's ``num_edges`` edges (``None`` unless
+        ``self.explain``); sigmoid applied as ``self._apply_sigmoid`` says. This layer adds no
+        self loops (the caller's self loops are edges), so ``_loop_mask`` is never needed."""
+        if not self.explain:
+            return None
+        mask = self._edge_mask
+        if mask is None:
+            raise ValueError("SemGraphConv: explain is set but no _edge_mask was given")
+        if mask.numel() != num_edges:
+            raise ValueError(f"SemGraphConv: the edge mask has {mask.numel()} entries for "
+                             f"{num_edges} edges (the caller's edges, self loops included)")
+        return mask.sigmoid() if self._apply_sigmoid else mask
 
     def _convolve(self, xt: Tensor, layout: EdgeLayout, logits: Tensor, mode: str,
-                  batch: Optional[Tensor]) -> Tensor:
-        """Node-major ``xt [N, B, Cin]`` -> ``[N, B, Cout]``; kernels see ``[N, B*C]``."""
+                  batch: Optional[Tensor], mask: Optional[Tensor] = None) -> Tensor:
+        """Node-major ``xt [N, B, Cin]`` -> ``[N, B, Cout]``; kernels see ``[N, B*C]``;
+        ``mask`` (the explainer's, in the layout's edge order) scales the attention."""
         N, B, C = xt.size(0), xt.size(1), self.out_channels
+        if mode == "sparse" and xt.device.type == "cpu" and xt.dtype in HALF:
+            mode = "scatter"  # torch has no half-precision CSR product on CPU
         xt = xt.reshape(N * B, self.in_channels)
         alpha = K.edge_softmax(logits, layout.dst, N)
+        if mask is not None:
+            alpha = alpha * mask.to(alpha.dtype)
         h1 = (xt @ self.weight[1]).view(N, B * C)
         # h0 = x W0 only reaches self loops and isolated nodes: skip it when there are none
         h0 = (xt @ self.weight[0]).view(N, B * C) if K.reads_diagonal(
@@ -181,7 +305,7 @@ class SemGraphConv(MessagePassing):
                                                       uniform_in_out=uniform_in_dense)
         if mode == "dense":  # uniform rows of one graph go into the dense matrix itself
             out = K.dense_spmm(layout, off, h1, layout.isolated if uniform_in_dense else None, acc)
-        elif mode == "sparse" and torch.compiler.is_compiling():  # Dynamo cannot trace adj_t
+        elif mode == "sparse" and self.explain:  # propagate does not fuse while explaining
             out = K.csr_spmm(off, h1, layout, acc)
         else:  # "scatter": message() per edge; "sparse": message_and_aggregate() on adj_t
             adj = (torch.stack([layout.col, layout.off_dst]) if mode == "scatter" else
@@ -206,6 +330,11 @@ class SemGraphConv(MessagePassing):
             return out
         # out of place under autograd: an in-place add on this view costs a CopySlices backward
         return out + self.bias if out.requires_grad else out.add_(self.bias)
+
+    def explain_message(self, inputs: Tensor, dim_size: Optional[int]) -> Tensor:
+        """The explainer's edge mask already scales the attention of the caller's edges (in
+        :meth:`forward`, every kernel): messages pass unchanged."""
+        return inputs
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
         """Edge-wise message ``S_ji * h1_j`` of an off-diagonal edge ``j -> i``."""

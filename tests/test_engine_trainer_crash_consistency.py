@@ -19,7 +19,7 @@ import torch
 
 from hgn_pyg.config import load_config
 from hgn_pyg.engine import pipeline
-from hgn_pyg.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state
+from hgn_pyg.engine.training_state import capture_rng_state, load_checkpoint, restore_rng_state
 from hgn_pyg.engine.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]

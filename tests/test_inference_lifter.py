@@ -14,9 +14,9 @@ import torch
 from hgn_pyg.data.keypoints import coco_to_h36m
 from hgn_pyg.errors import DataError
 from hgn_pyg.graphs import mesh_hierarchy
-from hgn_pyg.lift import Lifter, main
+from hgn_pyg.cli.lift import Lifter, main
 from hgn_pyg.models.checkpoint import CHECKPOINT_VERSION, inference_record
-from hgn_pyg.models.factory import build_hgn
+from hgn_pyg.models import build_hgn
 
 from test_models_hgn import icosphere, randomize_
 

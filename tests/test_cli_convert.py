@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from hgn_pyg.convert import load_mesh_faces, main
+from hgn_pyg.cli.convert import load_mesh_faces, main
 from hgn_pyg.errors import DataError
 from hgn_pyg.graphs import GraphHierarchy, mesh_hierarchy, skeleton_graph
 from hgn_pyg.models import HGN, DenseHGN

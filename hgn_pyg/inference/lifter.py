@@ -22,9 +22,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from hgn_pyg.config import config_from_dict
 from hgn_pyg.data.augment import model_input
-from hgn_pyg.errors import CheckpointError, DataError
+from hgn_pyg.data.camera import normalize_pixels
+from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE, FORMAT_JOINT_SETS, apply_missing_policy, to_h36m
+from hgn_pyg.engine import build
+from hgn_pyg.engine.evaluator import _progress_interval
+from hgn_pyg.errors import CheckpointError, ConfigError, DataError
+from hgn_pyg.models import load_model
+from hgn_pyg.models.checkpoint_io import is_official_checkpoint, load_checkpoint_file
 
 __all__ = ["Lifter", "LiftResult", "NORMALIZED_LIMIT", "DEFAULT_BATCH"]
 
@@ -79,8 +87,6 @@ class Lifter:
 
     def __init__(self, model: torch.nn.Module, info=None, device: Optional[Union[str, torch.device]] = None,
                  batch_size: Optional[int] = None, min_score: Optional[float] = None):
-        from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE
-
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.info = info
@@ -107,9 +113,6 @@ class Lifter:
         Raises:
             CheckpointError: unreadable file, or a checkpoint this cannot build a model from.
         """
-        from hgn_pyg.models.checkpoint import load_model
-        from hgn_pyg.models.official import is_official_checkpoint, load_checkpoint_file
-
         source = os.fspath(path)
         ckpt = load_checkpoint_file(path)
         hierarchy = None
@@ -166,8 +169,6 @@ class Lifter:
                 ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """Keypoints ``[T, K, 2]`` -> the model's input: ``(x [T, 17, 2] float64 normalised, missing
         filled; missing [T, 17]; scores [T, 17] or None)`` (checks of :meth:`__call__`)."""
-        from hgn_pyg.data.keypoints import FORMAT_JOINT_SETS, apply_missing_policy, to_h36m
-
         kp = np.asarray(keypoints)
         if kp.dtype == object or not (np.issubdtype(kp.dtype, np.floating) or np.issubdtype(kp.dtype, np.integer)):
             raise DataError(f"{source}: expected real numbers, got dtype {kp.dtype}")
@@ -205,8 +206,6 @@ class Lifter:
 
     @staticmethod
     def _normalize(xy: np.ndarray, image_size, normalized: bool, source: str) -> np.ndarray:
-        from hgn_pyg.data.camera import normalize_pixels
-
         if image_size is None:
             if not normalized:
                 finite = xy[np.isfinite(xy)]
@@ -253,13 +252,10 @@ class Lifter:
     # ------------------------------------------------------------------ lifting files
     def lift_file(self, kfile, image_size: Optional[Sequence[float]] = None, normalized: Optional[bool] = None,
                   min_score: Optional[float] = None, progress: bool = False) -> LiftResult:
-        """Lift every track of a :class:`~hgn_pyg.data.keypoint_files.KeypointFile`.
-
+        """Lift every track of a :class:`~hgn_pyg.inference.keypoint_files.KeypointFile`.
         ``image_size`` (W, H) overrides the sizes the file records; ``normalized`` defaults to what
         the file says. Tracks are batched together; ``progress`` shows a tqdm bar over poses.
         """
-        from tqdm.auto import tqdm
-
         if not kfile.tracks:
             raise DataError(f"{kfile.path}: no keypoints to lift")
         norm = bool(kfile.normalized) if normalized is None else bool(normalized)
@@ -289,18 +285,8 @@ class Lifter:
                           None if sc_all is None else sc_all.astype(np.float32), miss, x.astype(np.float32))
 
 
-def _progress_interval() -> float:
-    from hgn_pyg.engine.evaluator import _progress_interval as interval
-
-    return interval()
-
-
 def _hierarchy_from_stored_config(ckpt: Dict[str, Any], source: str):
     """Graphs for a version-1 checkpoint: rebuilt from the body model its stored config names."""
-    from hgn_pyg.config import config_from_dict
-    from hgn_pyg.engine import build
-    from hgn_pyg.errors import ConfigError
-
     stored = ckpt.get("config")
     if not isinstance(stored, dict):
         raise CheckpointError(f"{source}: carries neither graphs nor a configuration to rebuild them from")

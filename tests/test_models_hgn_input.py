@@ -81,7 +81,8 @@ def test_self_describing_checkpoint_restores_input_map_and_score_channel(hierarc
     """A COCO-input, score-channel model saved with its inference record loads from the file alone
     with the same outputs (exact: the same weights)."""
     from hgn_pyg.engine.build import model_section
-    from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, inference_record, load_model
+    from hgn_pyg.models import load_model
+    from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, inference_record
 
     cfg = apply_overrides(Config(), ["MODEL.mesh_levels=[3,2]", "MODEL.hierarchy_levels=4",
                                      "MODEL.hidden_channels=8", "MODEL.in_channels=3",
@@ -108,7 +109,7 @@ def test_lifter_feeds_a_coco_input_model_unmapped_coco(hierarchy, tmp_path):
     not the hand mapping; H36M keypoints are refused instead of being fed in the wrong order."""
     from hgn_pyg.data.keypoints import apply_missing_policy
     from hgn_pyg.engine.build import model_section
-    from hgn_pyg.engine.lifter import Lifter
+    from hgn_pyg.inference.lifter import Lifter
     from hgn_pyg.errors import DataError
     from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, inference_record
 

@@ -36,7 +36,7 @@ import torch
 from hgn_pyg.errors import CheckpointError
 from hgn_pyg.io import atomic_write
 # the checkpoint reader and the published-layout rules live with the model (one home)
-from hgn_pyg.models.official import is_official_checkpoint, load_checkpoint_file, strip_module_prefix
+from hgn_pyg.models.checkpoint_io import is_official_checkpoint, load_checkpoint_file, strip_module_prefix
 
 __all__ = [
     "save_checkpoint",

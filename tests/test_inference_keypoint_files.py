@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from hgn_pyg.data.keypoint_files import detect_format, read_keypoints
+from hgn_pyg.inference.keypoint_files import detect_format, read_keypoints
 from hgn_pyg.errors import DataError
 
 RNG = np.random.default_rng(0)

@@ -35,9 +35,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import DataError
-from .keypoints import KEYPOINT_FORMATS
-from .validate import read_json
+from hgn_pyg.data.keypoints import KEYPOINT_FORMATS
+from hgn_pyg.data.validate import read_json
+from hgn_pyg.errors import DataError
+from hgn_pyg.untrusted import load_npz
 
 __all__ = ["FILE_FORMATS", "KeypointTrack", "KeypointFile", "read_keypoints", "detect_format"]
 
@@ -115,8 +116,6 @@ def _split_xy_scores(a: np.ndarray, path, key: str) -> Tuple[np.ndarray, Optiona
 def _read_npz(path: Path) -> Dict[str, np.ndarray]:
     """Every array of an ``.npz``: object arrays (VideoPose3D's pickled dicts) through the one
     restricted reader, so nothing in the file can run code."""
-    from hgn_pyg.untrusted import load_npz
-
     return load_npz(path)
 
 

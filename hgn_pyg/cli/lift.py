@@ -2,8 +2,8 @@
 [--format auto|h36m|coco|mmpose|videopose3d] [--image-size W H | --normalized] [--min-score S]
 [--out DIR] [--render] [--overwrite] [--device DEV] [--batch-size N] [--debug]``.
 
-Reads the keypoint file (formats: :mod:`hgn_pyg.data.keypoint_files`), lifts every person's track
-with :class:`~hgn_pyg.engine.lifter.Lifter` (conventions there), and writes
+Reads the keypoint file (formats: :mod:`hgn_pyg.inference.keypoint_files`), lifts every person's track
+with :class:`~hgn_pyg.inference.lifter.Lifter` (conventions there), and writes
 
 * ``DIR/poses_3d.npz``: ``joints_3d [N, 17, 3]`` float32 (metres, camera frame, pelvis-relative),
   ``frame [N]``, ``track [N]`` (index into ``track_names``), ``scores [N, 17]`` when the file has
@@ -26,7 +26,16 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from hgn_pyg.engine.lifter import Lifter, LiftResult
+import numpy as np
+
+from hgn_pyg.cli.common import run_cli, setup_logging
+from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE
+from hgn_pyg.errors import ConfigError
+from hgn_pyg.graphs.skeleton import H36M
+from hgn_pyg.inference.keypoint_files import FILE_FORMATS, read_keypoints
+from hgn_pyg.inference.lifter import Lifter, LiftResult
+from hgn_pyg.inference.render import render_contact_sheet, render_gif
+from hgn_pyg.io import atomic_write, atomic_write_text
 
 __all__ = ["main", "build_parser", "Lifter", "LiftResult", "write_outputs"]
 
@@ -37,9 +46,6 @@ OUTPUT_NAMES = ("poses_3d.npz", "poses_3d.json")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hgn_pyg.data.keypoint_files import FILE_FORMATS
-    from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE
-
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", metavar="CKPT", required=True, help="an hgn_pyg checkpoint (trained or converted)")
     p.add_argument("--keypoints", metavar="FILE", required=True, help="2D keypoint file (.json, .npy, .npz)")
@@ -61,9 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def write_outputs(result: LiftResult, out: Path, meta: dict) -> Sequence[Path]:
     """Write ``poses_3d.npz`` and ``poses_3d.json`` into ``out`` (atomically); returns the paths."""
-    import numpy as np
 
-    from hgn_pyg.io import atomic_write, atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     arrays = {"joints_3d": result.joints_3d, "frame": result.frame, "track": result.track,
@@ -83,9 +87,6 @@ def write_outputs(result: LiftResult, out: Path, meta: dict) -> Sequence[Path]:
 
 
 def _render(result: LiftResult, out: Path, joint_names) -> Sequence[Path]:
-    from hgn_pyg.engine.render import render_contact_sheet, render_gif
-    from hgn_pyg.graphs.skeleton import H36M
-
     written = []
     several = len(result.track_names) > 1
     for i, _name in enumerate(result.track_names):
@@ -98,9 +99,6 @@ def _render(result: LiftResult, out: Path, joint_names) -> Sequence[Path]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hgn_pyg.data.keypoint_files import read_keypoints
-    from hgn_pyg.errors import ConfigError
-
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
@@ -122,8 +120,6 @@ def _run(args: argparse.Namespace) -> int:
     info = lifter.info
     joint_names = list(info.joint_names) if info is not None and info.joint_names else None
     if not joint_names:
-        from hgn_pyg.graphs.skeleton import H36M
-
         joint_names = list(H36M.joint_names)
     meta = {"checkpoint": str(args.checkpoint), "keypoints": str(args.keypoints), "file_format": kfile.file_format,
             "keypoint_format": kfile.keypoint_format, "joint_names": joint_names, "units": "m",
@@ -140,9 +136,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from hgn_pyg.engine.cli import run_cli
-    from hgn_pyg.engine.trainer import setup_logging
-
     args = build_parser().parse_args(argv)
     setup_logging(None, level="DEBUG" if args.debug else "WARNING")
     return run_cli(lambda: _run(args), args.debug, PROG)

@@ -58,7 +58,7 @@ def test_quick_run_end_to_end(tmp_path):
 
     # hgn_pyg.test on the detected-like track gives the benchmark's figure; a COCO-input
     # checkpoint brings its input joint set (the input node map) along
-    from hgn_pyg.test import main as test_main
+    from hgn_pyg.cli.evaluate import main as test_main
 
     config = str(BENCH_DIR.parent / "configs" / "hgn_synthetic.yaml")
     common = ["--config", config, "--set", f"DATASET.root={out / 'synthetic'}", "--set", "TEST.vis=false",

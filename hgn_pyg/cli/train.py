@@ -8,11 +8,21 @@ checkpoint/, graph/, vis/, results.json).  ``--resume EXP_DIR`` continues that r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
+
+from hgn_pyg.cli.common import add_common_arguments, run_cli, setup_logging
+from hgn_pyg.config import load_config
+from hgn_pyg.engine import build, pipeline
+from hgn_pyg.engine.distributed import cleanup, init_distributed
+from hgn_pyg.engine.metrics import format_table
+from hgn_pyg.engine.trainer import Trainer, make_experiment_dir
+from hgn_pyg.errors import CheckpointError, ConfigError
+from hgn_pyg.graphs.skeleton import skeleton_graph
 
 __all__ = ["main", "build_parser"]
 
@@ -20,8 +30,6 @@ log = logging.getLogger("hgn_pyg.train")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hgn_pyg.engine.cli import add_common_arguments
-
     p = argparse.ArgumentParser(prog="python -m hgn_pyg.train", description=__doc__.split("\n")[0])
     p.add_argument("--config", metavar="FILE", help="YAML config (with --resume: default EXP_DIR/config.yaml)")
     p.add_argument("--resume", metavar="EXP_DIR", help="continue the run in EXP_DIR from checkpoint/last.pth.tar")
@@ -30,15 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import contextlib
-
-    from hgn_pyg.config import load_config
-    from hgn_pyg.engine import build, pipeline
-    from hgn_pyg.engine.distributed import cleanup, init_distributed
-    from hgn_pyg.engine.metrics import format_table
-    from hgn_pyg.engine.trainer import Trainer, make_experiment_dir, setup_logging
-    from hgn_pyg.errors import CheckpointError, ConfigError
-
     exp_dir: Optional[Path] = None
     if args.resume:
         exp_dir = Path(args.resume).absolute()
@@ -84,7 +83,6 @@ def _run(args: argparse.Namespace) -> int:
                 nparams = sum(p.numel() for p in run.model.parameters())
                 log.info("model: %s, %d parameters; device %s, %d process(es)", type(run.model).__name__,
                          nparams, ctx.device, ctx.world_size)
-                from hgn_pyg.graphs.skeleton import skeleton_graph
 
                 bones = skeleton_graph("h36m").bones.tolist()
                 trainer = Trainer(cfg, exp_dir, run.model, run.loss_fn, run.train_set, run.test_set, ctx,
@@ -103,8 +101,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def _record_changed_config(cfg, exp_dir: Path) -> None:
     """On ``--resume`` with another configuration, keep it beside the original config.yaml."""
-    from hgn_pyg.config import load_config
-
     saved = exp_dir / "config.yaml"
     saved_cfg = load_config(saved) if saved.is_file() else None
     if saved_cfg is None or saved_cfg.to_dict() != cfg.to_dict():
@@ -115,8 +111,6 @@ def _record_changed_config(cfg, exp_dir: Path) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from hgn_pyg.engine.cli import run_cli
-
     args = build_parser().parse_args(argv)
     return run_cli(lambda: _run(args), args.debug, "hgn_pyg.train")
 

@@ -31,6 +31,17 @@ from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
+import torch
+
+from hgn_pyg.cli.common import run_cli, setup_logging
+from hgn_pyg.engine.training_state import save_checkpoint
+from hgn_pyg.errors import ConfigError, DataError
+from hgn_pyg.graphs import mesh_hierarchy, skeleton_graph
+from hgn_pyg.models import HGN
+from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, inference_record
+from hgn_pyg.models.checkpoint_io import read_checkpoint
+from hgn_pyg.models.dense_reference import DenseHGN
+from hgn_pyg.untrusted import load_npz, load_pickle
 
 __all__ = ["main", "build_parser", "load_mesh_faces", "convert"]
 
@@ -59,8 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------- reading meshes
 def _faces_array(arr, path: Path, key: str = "faces"):
-    from hgn_pyg.errors import DataError
-
     arr = np.asarray(arr)
     if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] == 0:
         raise DataError(f"{path}: {key} must be an integer array [F, 3], got shape {list(arr.shape)}")
@@ -75,8 +84,6 @@ def _faces_array(arr, path: Path, key: str = "faces"):
 
 
 def _read_obj(path: Path) -> Tuple[np.ndarray, int]:
-    from hgn_pyg.errors import DataError
-
     faces, nv = [], 0
     with open(path, "r", encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -105,9 +112,6 @@ def load_mesh_faces(path) -> Tuple[np.ndarray, int]:
     Raises:
         DataError: missing, unreadable or malformed file (naming it).
     """
-    from hgn_pyg.errors import DataError
-    from hgn_pyg.untrusted import load_npz, load_pickle
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: mesh file not found")
@@ -158,9 +162,7 @@ def load_mesh_faces(path) -> Tuple[np.ndarray, int]:
 def _verify(model, state, skeleton, hierarchy, mesh_levels, tol: float = 1e-4) -> float:
     """Max abs difference between ``model`` and the dense published formulation (eval mode);
     raises if it exceeds ``tol`` times the outputs' scale (at least 1)."""
-    import torch
 
-    from hgn_pyg.models.dense_reference import DenseHGN
 
     dense = DenseHGN.from_graphs(skeleton, hierarchy, mesh_levels,
                                  hidden_channels=model.hidden_channels,
@@ -186,8 +188,6 @@ def _verify(model, state, skeleton, hierarchy, mesh_levels, tol: float = 1e-4) -
 def convert(official, mesh, out, levels: int = 9, mesh_levels: Sequence[int] = (8, 7),
             verify: bool = True, force: bool = False) -> dict:
     """Do what the command line does; returns the written checkpoint dict."""
-    from hgn_pyg.errors import ConfigError
-
     # cheap checks first (no torch import): --out, levels, the mesh file
     out = Path(out)
     if out.exists() and not force:
@@ -202,11 +202,6 @@ def convert(official, mesh, out, levels: int = 9, mesh_levels: Sequence[int] = (
             raise ConfigError(f"--mesh-levels: level {lv} outside 0..--levels ({levels})")
     faces, num_vertices = load_mesh_faces(mesh)
 
-    from hgn_pyg.engine.checkpoint import save_checkpoint
-    from hgn_pyg.graphs import mesh_hierarchy, skeleton_graph
-    from hgn_pyg.models import HGN
-    from hgn_pyg.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, inference_record
-    from hgn_pyg.models.official import read_checkpoint
 
     state = read_checkpoint(os.fspath(official))
     hierarchy = mesh_hierarchy(faces, num_vertices, levels=levels)
@@ -248,10 +243,7 @@ def convert(official, mesh, out, levels: int = 9, mesh_levels: Sequence[int] = (
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from hgn_pyg.engine.cli import run_cli
-
     args = build_parser().parse_args(argv)
-    from hgn_pyg.engine.trainer import setup_logging
 
     setup_logging(None, level="DEBUG" if args.debug else "WARNING")
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Optional
 
 from hgn_pyg.errors import HGNError
 
-__all__ = ["run_cli", "add_common_arguments"]
+__all__ = ["run_cli", "add_common_arguments", "setup_logging"]
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,3 +47,44 @@ def run_cli(fn: Callable[[], int], debug: bool, prog: str) -> int:
         print(f"{prog}: internal error: {exc.__class__.__name__}: {msg} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A console handler that writes to whatever ``sys.stderr`` is when a record is emitted
+    (not the stream of the moment it was made: that one may be closed or swapped by then, e.g.
+    when the CLIs run several times in one process)."""
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def setup_logging(log_file: Optional[Path], level: str = "INFO", is_main: bool = True) -> None:
+    """Send the ``hgn_pyg`` logger to stderr (and ``log_file``, appended) — called by the CLIs only.
+    Non-main ranks log warnings and errors to stderr only.
+    """
+    logger = logging.getLogger("hgn_pyg")
+    for h in list(logger.handlers):
+        if getattr(h, "_hgn_pyg", False):
+            logger.removeHandler(h)
+            h.close()
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+    console = _StderrHandler()
+    console.setLevel(getattr(logging, level.upper()) if is_main else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    console._hgn_pyg = True  # type: ignore[attr-defined]
+    logger.addHandler(console)
+    if log_file is not None and is_main:
+        fh = logging.FileHandler(log_file, mode="a")
+        fh.setLevel(logging.DEBUG)
+        fh.setFormatter(fmt)
+        fh._hgn_pyg = True  # type: ignore[attr-defined]
+        logger.addHandler(fh)

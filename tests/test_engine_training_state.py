@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from hgn_pyg.engine.checkpoint import (capture_rng_state, is_official_checkpoint, load_checkpoint, restore_rng_state,
+from hgn_pyg.engine.training_state import (capture_rng_state, is_official_checkpoint, load_checkpoint, restore_rng_state,
                                        save_checkpoint, strip_module_prefix)
 from hgn_pyg.errors import CheckpointError
 
@@ -55,7 +55,7 @@ def test_kill_during_write_keeps_previous(tmp_path):
     """SIGKILL between the temp write and os.replace: the old checkpoint survives intact."""
     p = tmp_path / "last.pth.tar"
     save_checkpoint({"epoch": 1, "w": torch.ones(10)}, p)  # the hook sleeps only when replacing a file
-    code = ("import torch,sys; from hgn_pyg.engine.checkpoint import save_checkpoint; "
+    code = ("import torch,sys; from hgn_pyg.engine.training_state import save_checkpoint; "
             f"save_checkpoint({{'epoch': 2, 'w': torch.zeros(10)}}, {str(p)!r})")
     env = dict(os.environ, HGN_PYG_TEST_CKPT_SLEEP="30")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)

@@ -18,14 +18,24 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
+
+from hgn_pyg.cli.common import add_common_arguments, run_cli, setup_logging
+from hgn_pyg.config import apply_overrides, check_paths, config_from_dict, load_config
+from hgn_pyg.engine import build, pipeline
+from hgn_pyg.engine.evaluator import evaluate, make_loader, mean_pose_baseline, write_vis
+from hgn_pyg.engine.metrics import format_table
+from hgn_pyg.engine.trainer import BEST_RULE, make_experiment_dir, write_results
+from hgn_pyg.engine.training_state import check_training_fields, is_official_checkpoint, load_checkpoint
+from hgn_pyg.errors import CheckpointError, ConfigError
+from hgn_pyg.graphs.skeleton import skeleton_graph
+
 __all__ = ["main", "build_parser", "run_test"]
 
 log = logging.getLogger("hgn_pyg.test")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hgn_pyg.engine.cli import add_common_arguments
-
     p = argparse.ArgumentParser(prog="python -m hgn_pyg.test", description=__doc__.split("\n")[0])
     p.add_argument("--config", metavar="FILE",
                    help="YAML config (data set, model); default: the one stored in the checkpoint")
@@ -37,10 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _stored_config(ckpt_path: Path, overrides):
     """The configuration stored in the checkpoint at ``ckpt_path``, with ``--set`` overrides."""
-    from hgn_pyg.config import apply_overrides, check_paths, config_from_dict
-    from hgn_pyg.engine.checkpoint import load_checkpoint
-    from hgn_pyg.errors import CheckpointError, ConfigError
-
     stored = load_checkpoint(ckpt_path, map_location="cpu").get("config")
     if not isinstance(stored, dict) or "DATASET" not in stored:
         raise ConfigError(f"{ckpt_path}: the checkpoint stores no data configuration; pass --config FILE")
@@ -55,9 +61,6 @@ def _stored_config(ckpt_path: Path, overrides):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hgn_pyg.config import load_config
-    from hgn_pyg.errors import CheckpointError, ConfigError
-
     if args.config:
         cfg = load_config(args.config, args.set, check_data=True)
     elif not args.checkpoint:
@@ -72,15 +75,6 @@ def _run(args: argparse.Namespace) -> int:
 def run_test(cfg, checkpoint: Optional[str] = None, out: Optional[str] = None) -> int:
     """Evaluate ``checkpoint`` (default ``TEST.weight_path``) with the data and model of ``cfg``
     (a :class:`~hgn_pyg.config.Config` from a file, or from elsewhere); results into ``out``."""
-    from hgn_pyg.config import config_from_dict
-    from hgn_pyg.engine import build, pipeline
-    from hgn_pyg.engine.checkpoint import check_training_fields, is_official_checkpoint, load_checkpoint
-    from hgn_pyg.engine.evaluator import evaluate, make_loader, mean_pose_baseline, write_vis
-    from hgn_pyg.engine.metrics import format_table
-    from hgn_pyg.engine.trainer import make_experiment_dir, setup_logging, write_results
-    from hgn_pyg.errors import CheckpointError, ConfigError
-    import numpy as np
-
     cfg = pipeline.resolve_paths(cfg)
     ckpt_path = checkpoint or cfg.TEST.weight_path
     if not ckpt_path:
@@ -136,8 +130,6 @@ def run_test(cfg, checkpoint: Optional[str] = None, out: Optional[str] = None) -
         results["baseline"] = baseline
         results["checkpoint"] = str(ckpt_path)
         if cfg.TEST.vis:
-            from hgn_pyg.graphs.skeleton import skeleton_graph
-
             faces = {lv: run.hierarchy.coarsen_faces(np.asarray(run.body.faces, dtype=np.int64), lv)
                      for lv in cfg.MODEL.mesh_levels}
             write_vis(model, test_set, run.hierarchy, cfg.MODEL.mesh_levels, skeleton_graph("h36m").bones.tolist(),
@@ -150,8 +142,6 @@ def run_test(cfg, checkpoint: Optional[str] = None, out: Optional[str] = None) -
             results["selected_as_best"] = True
             results["best_rule"] = "the published training code's (docs/published_model.md §4)"
         else:
-            from hgn_pyg.engine.trainer import BEST_RULE
-
             results["selected_as_best"] = bool(isinstance(epoch, int) and epoch == ckpt.get("best_epoch"))
             results["best_rule"] = BEST_RULE
         log.info("checkpoint epoch %s (%s)", results["epoch"],
@@ -164,8 +154,6 @@ def run_test(cfg, checkpoint: Optional[str] = None, out: Optional[str] = None) -
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from hgn_pyg.engine.cli import run_cli
-
     args = build_parser().parse_args(argv)
     return run_cli(lambda: _run(args), args.debug, "hgn_pyg.test")
 

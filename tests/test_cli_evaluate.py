@@ -59,7 +59,7 @@ def test_evaluate_published_layout(trained, tmp_path):
     root, exp = trained
     from hgn_pyg.config import load_config
     from hgn_pyg.engine import build
-    from hgn_pyg.engine.checkpoint import load_checkpoint
+    from hgn_pyg.engine.training_state import load_checkpoint
 
     ck = load_checkpoint(exp / "checkpoint" / "last.pth.tar")
     cfg = load_config(exp / "config.yaml")
@@ -101,7 +101,7 @@ def test_not_a_checkpoint(tmp_path):
 
 def test_checkpoint_fields_of_the_wrong_type(trained, tmp_path):
     """Checkpoint fields are typed and checked before anything is written: one line, exit 2."""
-    from hgn_pyg.engine.checkpoint import load_checkpoint
+    from hgn_pyg.engine.training_state import load_checkpoint
 
     root, exp = trained
     ck = load_checkpoint(exp / "checkpoint" / "last.pth.tar")
