@@ -192,6 +192,14 @@ class AugConfig:
     Keypoint dropout: a frame loses 1..``max_dropped`` random joints with probability
     ``keypoint_dropout``. Missing joints are filled as at inference
     (:mod:`hgn_pyg.data.keypoints`).
+    Generalisation augmentation (:class:`hgn_pyg.data.augment.PoseViewAugmentation`, applied
+    before the 2D corruption above; ``0`` = off): ``pose_prob`` — probability of new bone lengths
+    (``body_scale`` [low, high] stature factor, ``bone_scale`` per left/right pair and
+    ``bone_scale_side`` per single bone, standard deviations); ``view_prob`` — probability of a
+    virtual camera (``yaw``, ``tilt`` half-ranges and ``elevation`` [low, high] in degrees,
+    ``distance`` [low, high] metres, ``focal`` [low, high] as ``2 f / W``, ``offset`` the largest
+    normalised distance of the pelvis's image from the centre); the 2D input is re-projected from
+    the changed 3D target.
     """
 
     noise_std: float = 0.0
@@ -202,6 +210,25 @@ class AugConfig:
     missing_prob: float = 0.0
     keypoint_dropout: float = 0.0
     max_dropped: int = 3
+    pose_prob: float = 0.0
+    body_scale: List[float] = field(default_factory=lambda: list(_pose_view_default("body_scale")))
+    bone_scale: float = field(default_factory=lambda: _pose_view_default("bone_scale"))
+    bone_scale_side: float = field(default_factory=lambda: _pose_view_default("bone_scale_side"))
+    view_prob: float = 0.0
+    yaw: float = field(default_factory=lambda: _pose_view_default("yaw"))
+    tilt: float = field(default_factory=lambda: _pose_view_default("tilt"))
+    elevation: List[float] = field(default_factory=lambda: list(_pose_view_default("elevation")))
+    distance: List[float] = field(default_factory=lambda: list(_pose_view_default("distance")))
+    focal: List[float] = field(default_factory=lambda: list(_pose_view_default("focal")))
+    offset: float = field(default_factory=lambda: _pose_view_default("offset"))
+
+
+def _pose_view_default(key: str):
+    """A default of the pose/view augmentation; the values live with it
+    (:data:`hgn_pyg.data.augment.POSE_VIEW_DEFAULTS`)."""
+    from hgn_pyg.data.augment import POSE_VIEW_DEFAULTS
+
+    return POSE_VIEW_DEFAULTS[key]
 
 
 @dataclass
@@ -498,6 +525,18 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{src}: AUG.{key}: invalid value {getattr(a, key)!r}; must be in [0, 1]")
     if not 0 <= a.max_dropped <= 17:
         raise ConfigError(f"{src}: AUG.max_dropped: invalid value {a.max_dropped!r}; must be in 0..17")
+    for key in ("pose_prob", "view_prob"):
+        if not 0.0 <= getattr(a, key) <= 1.0:
+            raise ConfigError(f"{src}: AUG.{key}: invalid value {getattr(a, key)!r}; must be in [0, 1]")
+    for key in ("bone_scale", "bone_scale_side", "yaw", "tilt", "offset"):
+        positive(getattr(a, key), f"AUG.{key}", allow_zero=True)
+    for key, low_positive in (("body_scale", True), ("elevation", False), ("distance", True), ("focal", True)):
+        r = getattr(a, key)
+        if len(r) != 2 or r[0] > r[1] or (low_positive and r[0] <= 0):
+            need = "[low, high] with 0 < low <= high" if low_positive else "[low, high] with low <= high"
+            raise ConfigError(f"{src}: AUG.{key}: invalid value {r!r}; must be {need}")
+    if not (-90.0 < a.elevation[0] and a.elevation[1] < 90.0):
+        raise ConfigError(f"{src}: AUG.elevation: invalid value {a.elevation!r}; must lie in (-90, 90) degrees")
     positive(x.batch_size, "TEST.batch_size")
     positive(x.vis_samples, "TEST.vis_samples", allow_zero=True)
     positive(x.max_samples, "TEST.max_samples", allow_zero=True)

@@ -116,13 +116,18 @@ def test_config_combinations():
     assert cfg.DATASET.use_gt_input is False and cfg.DATASET.npz_2d == "cpn.npz"
 
 
-def test_resume_is_exact_with_detector_augmentation(tmp_path):
-    """The corruption draws come from the checkpointed augmentation generator: 2 + 2 epochs end
-    exactly like 4."""
+DETECTOR_AUG = {"AUG.detector_noise": 0.25, "AUG.outlier_prob": 0.05, "AUG.swap_prob": 0.05,
+                "AUG.missing_prob": 0.05, "AUG.keypoint_dropout": 0.5}
+
+
+@pytest.mark.parametrize("aug", [DETECTOR_AUG, {**DETECTOR_AUG, "AUG.pose_prob": 0.7, "AUG.view_prob": 0.6}],
+                         ids=["detector", "detector+pose/view"])
+def test_resume_is_exact_with_detector_augmentation(tmp_path, aug):
+    """The corruption (and pose/view) draws come from the checkpointed augmentation generator:
+    2 + 2 epochs end exactly like 4."""
     from test_engine_trainer import make_cfg, run
 
-    cfg4 = make_cfg(tmp_path, **{"AUG.detector_noise": 0.25, "AUG.outlier_prob": 0.05, "AUG.swap_prob": 0.05,
-                                 "AUG.missing_prob": 0.05, "AUG.keypoint_dropout": 0.5})
+    cfg4 = make_cfg(tmp_path, **aug)
     full_dir = make_experiment_dir(cfg4.EXPERIMENT.output_root)
     tr_full, res_full = run(cfg4, full_dir)
     part_dir = make_experiment_dir(cfg4.EXPERIMENT.output_root)

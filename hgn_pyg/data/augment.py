@@ -23,6 +23,7 @@ of the joint's own noise for swapped joints (a detector is confident when it swa
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
@@ -269,3 +270,292 @@ class KeypointAugmentation:
         return (f"{self.__class__.__name__}(joint_set={self.joint_set!r}, noise_std={self.noise_std}, "
                 f"detector={self.detector}, dropout_prob={self.dropout_prob}, "
                 f"max_dropped={self.max_dropped})")
+
+
+# ============================================================================== pose and view
+# Generalisation augmentation: new bodies (bone lengths) and new views (rotations, virtual cameras)
+# made from the 3D target, the 2D input re-projected from them.
+__all__ += ["PoseViewAugmentation", "scale_bones", "follow_bones", "rotation_matrix", "POSE_VIEW_DEFAULTS"]
+
+#: Defaults of the pose/view augmentation (``AUG`` keys of the same names; see
+#: :class:`PoseViewAugmentation`). Ranges are ``[low, high]``.
+#:
+#: * ``body_scale`` — stature factor of the whole body: 0.88–1.12 spans adult statures of about
+#:   1.50–1.90 m around Human3.6M's ~1.70 m subjects.
+#: * ``bone_scale`` — standard deviation of a per-bone factor shared by the left and right bone of a
+#:   pair (body proportions: segment-to-stature ratios vary by a few % between adults); draws are
+#:   clipped to ±2.5 standard deviations.
+#: * ``bone_scale_side`` — standard deviation of an extra factor per single bone (left/right
+#:   differences; a real body's are ~1–2 %, so it is 0 unless asked for).
+#: * ``yaw`` — half-range (degrees) of the rotation about the camera's vertical axis through the
+#:   pelvis (180 = any heading); ``tilt`` — half-range of the roll about the viewing axis.
+#: * ``elevation`` — the virtual camera's angle above (+) or below (−) the subject, degrees (a pitch
+#:   of the subject about the camera's horizontal axis through the pelvis).
+#: * ``distance`` — pelvis depth in metres; ``focal`` — normalised focal length ``2 f / W`` (the
+#:   input normalisation ``uv / W * 2 - [1, H / W]`` makes ``x = focal · X / Z + c``): Human3.6M
+#:   ~2.3, Panoptic HD ~1.5–1.9, phone/webcam ~1.2–1.8; ``offset`` — largest normalised distance
+#:   of the pelvis's image from the image centre.
+POSE_VIEW_DEFAULTS = {
+    "body_scale": (0.88, 1.12),
+    "bone_scale": 0.05,
+    "bone_scale_side": 0.0,
+    "yaw": 180.0,
+    "tilt": 10.0,
+    "elevation": (-20.0, 35.0),
+    "distance": (2.5, 7.0),
+    "focal": (1.2, 2.6),
+    "offset": 0.5,
+}
+
+
+def rotation_matrix(axis: int, angle: Tensor) -> Tensor:
+    """Rotations by ``angle [B]`` (radians) about coordinate axis ``axis`` (0 = x, 1 = y, 2 = z):
+    ``[B, 3, 3]``, right-handed (``R @ p`` rotates column vectors ``p``)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
+    if axis == 0:
+        rows = [[one, zero, zero], [zero, c, -s], [zero, s, c]]
+    elif axis == 1:
+        rows = [[c, zero, s], [zero, one, zero], [-s, zero, c]]
+    elif axis == 2:
+        rows = [[c, -s, zero], [s, c, zero], [zero, zero, one]]
+    else:
+        raise ValueError(f"rotation_matrix: axis must be 0, 1 or 2, got {axis}")
+    return torch.stack([torch.stack(r, -1) for r in rows], -2)
+
+
+def scale_bones(joints: Tensor, parents: Sequence[int], factors: Tensor) -> Tensor:
+    """Forward kinematics with scaled bones: joint ``j`` keeps its direction from its parent and its
+    bone (parent → j) is multiplied by ``factors[:, j]``.
+
+    Args:
+        joints: ``[B, J, 3]``; parents: the tree (``-1`` for the root; parents come before children).
+        factors: ``[B, J]`` (the root's entry is ignored).
+
+    Returns: ``[B, J, 3]`` with the root where it was.
+    """
+    out = [None] * joints.size(1)
+    for j, p in enumerate(parents):
+        if p < 0:
+            out[j] = joints[:, j]
+        else:
+            if p >= j:
+                raise ValueError(f"scale_bones: parent {p} of joint {j} must come before it")
+            out[j] = out[p] + factors[:, j:j + 1] * (joints[:, j] - joints[:, p])
+    return torch.stack(out, 1)
+
+
+def follow_bones(points: Tensor, joints: Tensor, new_joints: Tensor, parents: Sequence[int]) -> Tensor:
+    """Move points attached to a skeleton along with its bones: each point ``[B, P, 3]`` takes the
+    bone (parent → child segment of ``joints``) nearest to it, at the segment parameter
+    ``u ∈ [0, 1]`` of its foot point, and moves by ``(1 - u) Δ_parent + u Δ_child`` (``Δ`` = the
+    joints' displacements ``new_joints - joints``). A point on a bone stays at the same fraction of
+    the scaled bone; a point beside it keeps its offset from the bone."""
+    bones = [(p, j) for j, p in enumerate(parents) if p >= 0]
+    a = joints[:, [p for p, _ in bones]]            # [B, E, 3]
+    b = joints[:, [j for _, j in bones]]
+    ab = b - a
+    ap = points[:, :, None] - a[:, None]             # [B, P, E, 3]
+    u = ((ap * ab[:, None]).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-12)[:, None]).clamp(0.0, 1.0)
+    foot = a[:, None] + u[..., None] * ab[:, None]
+    nearest = (points[:, :, None] - foot).norm(dim=-1).argmin(-1)  # [B, P]
+    d = new_joints - joints
+    da, db = d[:, [p for p, _ in bones]], d[:, [j for _, j in bones]]
+    idx = nearest[..., None].expand(-1, -1, 3)
+    uu = u.gather(2, nearest[..., None])
+    return points + (1 - uu) * da.gather(1, idx) + uu * db.gather(1, idx)
+
+
+@dataclass(frozen=True)
+class PoseViewAugmentation:
+    r"""New bodies and new views from the training poses (generalisation augmentation).
+
+    With probability ``pose_prob`` a sample's skeleton gets new bone lengths: a stature factor
+    :math:`U(\text{body_scale})` times, per left/right bone pair (and per central bone), a factor
+    :math:`1 + \mathcal N(0, \text{bone_scale}^2)`, times per single bone
+    :math:`1 + \mathcal N(0, \text{bone_scale_side}^2)` (normal draws clipped to ±2.5 σ); the joints
+    follow by forward kinematics along the tree (:func:`scale_bones`) and the mesh targets with
+    their nearest bone (:func:`follow_bones`), so they stay on the body.
+
+    With probability ``view_prob`` a sample is seen by a virtual camera: the pose (camera frame,
+    pelvis-relative) is turned about the camera's vertical axis by :math:`U(\pm\text{yaw})`,
+    rolled by :math:`U(\pm\text{tilt})` and pitched by :math:`U(\text{elevation})` (the camera
+    higher or lower), its pelvis put at depth :math:`Z \sim U(\text{distance})` with its image at a
+    uniform point of the disc of radius ``offset``, and projected with a focal length
+    :math:`U(\text{focal})` in normalised units: :math:`x = f\,X/Z + o`. The 3D target and the
+    meshes turn with the pose (they stay pelvis-relative in the new camera's frame).
+
+    A sample whose body changed but whose view did not is re-projected through its own camera,
+    recovered from the input (:meth:`fit_camera`, exact for ground-truth input); when no camera
+    with positive focal length and depth explains the input, the sample gets a virtual camera.
+    The new 2D input is a clean projection (ground-truth-like): the detector-like corruption of
+    :class:`KeypointAugmentation` is applied after it, as for every sample.
+
+    Call: ``aug(input_2d [B, J, 2], joints [B, J, 3], meshes (tuple of [B, V, 3]) or None,
+    generator) -> (input_2d, joints, meshes)`` — new tensors for augmented samples, the others
+    passed through unchanged. Draws come from ``generator`` in a fixed order.
+    """
+
+    parents: Sequence[int] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
+    flip_pairs: Sequence[Tuple[int, int]] = ((1, 4), (2, 5), (3, 6), (14, 11), (15, 12), (16, 13))
+    pose_prob: float = 0.0
+    body_scale: Tuple[float, float] = POSE_VIEW_DEFAULTS["body_scale"]
+    bone_scale: float = POSE_VIEW_DEFAULTS["bone_scale"]
+    bone_scale_side: float = POSE_VIEW_DEFAULTS["bone_scale_side"]
+    view_prob: float = 0.0
+    yaw: float = POSE_VIEW_DEFAULTS["yaw"]
+    tilt: float = POSE_VIEW_DEFAULTS["tilt"]
+    elevation: Tuple[float, float] = POSE_VIEW_DEFAULTS["elevation"]
+    distance: Tuple[float, float] = POSE_VIEW_DEFAULTS["distance"]
+    focal: Tuple[float, float] = POSE_VIEW_DEFAULTS["focal"]
+    offset: float = POSE_VIEW_DEFAULTS["offset"]
+
+    def __post_init__(self) -> None:
+        for name in ("pose_prob", "view_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"PoseViewAugmentation: {name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("bone_scale", "bone_scale_side", "yaw", "tilt", "offset"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"PoseViewAugmentation: {name} must be >= 0, got {getattr(self, name)}")
+        for name, positive in (("body_scale", True), ("elevation", False), ("distance", True), ("focal", True)):
+            lo, hi = getattr(self, name)
+            if lo > hi or (positive and lo <= 0):
+                raise ValueError(f"PoseViewAugmentation: {name} must be [low, high] with low <= high"
+                                 f"{' and low > 0' if positive else ''}, got {[lo, hi]}")
+        if not -90.0 < self.elevation[0] <= self.elevation[1] < 90.0:
+            raise ValueError(f"PoseViewAugmentation: elevation must lie in (-90, 90), got {list(self.elevation)}")
+        if len(self.parents) < 1 or any(p >= j for j, p in enumerate(self.parents)):
+            raise ValueError("PoseViewAugmentation: parents must list each joint's parent before it")
+
+    @classmethod
+    def from_config(cls, aug, joint_set: str = "h36m") -> "PoseViewAugmentation":
+        """From an ``AUG`` config section (:class:`hgn_pyg.config.AugConfig`)."""
+        from ..graphs.skeleton import SKELETONS
+
+        js = SKELETONS["h36m"]  # the 3D target's skeleton (the 2D input is re-projected from it)
+        return cls(parents=tuple(js.parents), flip_pairs=tuple(js.flip_pairs), pose_prob=aug.pose_prob,
+                   body_scale=tuple(aug.body_scale), bone_scale=aug.bone_scale,
+                   bone_scale_side=aug.bone_scale_side, view_prob=aug.view_prob, yaw=aug.yaw, tilt=aug.tilt,
+                   elevation=tuple(aug.elevation), distance=tuple(aug.distance), focal=tuple(aug.focal),
+                   offset=aug.offset)
+
+    @property
+    def active(self) -> bool:
+        return self.pose_prob > 0 or self.view_prob > 0
+
+    def _pairs(self, num_joints: int):
+        """Bone groups: a left/right pair shares one factor, a central bone has its own."""
+        group = list(range(num_joints))
+        for a, b in self.flip_pairs:
+            group[max(a, b)] = min(a, b)
+        return torch.as_tensor(group, dtype=torch.long)
+
+    def bone_factors(self, B: int, J: int, generator=None, dtype=torch.float32, device=None) -> Tensor:
+        """``[B, J]`` bone factors (entry ``j``: the bone parent(j) → j)."""
+        kw = dict(generator=generator, dtype=dtype, device=device)
+        lo, hi = self.body_scale
+        body = lo + (hi - lo) * torch.rand(B, 1, **kw)
+        pair = 1 + self.bone_scale * torch.randn(B, J, **kw).clamp(-2.5, 2.5)
+        side = 1 + self.bone_scale_side * torch.randn(B, J, **kw).clamp(-2.5, 2.5)
+        pair = pair[:, self._pairs(J).to(pair.device)]
+        return body * pair * side
+
+    @staticmethod
+    def fit_camera(x: Tensor, joints: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """The pinhole ``x = f · X / Z + c`` of ground-truth-like input: ``x [B, J, 2]`` and
+        pelvis-relative ``joints [B, J, 3]`` give ``(f [B, 2], c [B, 2], Z_root [B])``.
+
+        With ``P = X_rel``: ``x (Z_root + P_z) = f (X_root + P_x) + c (Z_root + P_z)`` is not
+        linear, so the fit uses ``x Z = f X + c Z`` with unknowns ``(f X_root, f, c, Z_root)``
+        rearranged as ``x P_z = f P_x + c P_z + (f X_root + c Z_root - x Z_root)`` — linear in
+        ``(f, c, k := f X_root + c Z_root, Z_root)`` per axis; both axes share ``Z_root``.
+        """
+        B, J, _ = x.shape
+        xd, P = x.double(), joints.double()
+        ones = torch.ones(B, J, dtype=torch.float64, device=x.device)
+        zeros = torch.zeros_like(ones)
+        # unknowns: f_x, c_x, k_x, f_y, c_y, k_y, Z_root
+        rows_x = torch.stack([P[..., 0], P[..., 2], ones, zeros, zeros, zeros, -xd[..., 0]], -1)
+        rows_y = torch.stack([zeros, zeros, zeros, P[..., 1], P[..., 2], ones, -xd[..., 1]], -1)
+        A = torch.cat([rows_x, rows_y], 1)                         # [B, 2J, 7]
+        rhs = torch.cat([xd[..., 0] * P[..., 2], xd[..., 1] * P[..., 2]], 1)
+        sol = torch.linalg.lstsq(A, rhs[..., None]).solution[..., 0]
+        f = sol[:, [0, 3]]
+        c = sol[:, [1, 4]]
+        z = sol[:, 6]
+        return f.to(x.dtype), c.to(x.dtype), z.to(x.dtype)
+
+    def __call__(self, x: Tensor, joints: Tensor, meshes=None, generator: Optional[torch.Generator] = None):
+        _check(x, "PoseViewAugmentation")
+        B, J, _ = x.shape
+        if joints.shape != (B, J, 3):
+            raise ValueError(f"PoseViewAugmentation: joints must be [{B}, {J}, 3], got {list(joints.shape)}")
+        if J != len(self.parents):
+            raise ValueError(f"PoseViewAugmentation: {len(self.parents)} parents for {J} joints")
+        meshes = tuple(meshes) if meshes is not None else None
+        if not self.active or B == 0:
+            return x, joints, meshes
+        kw = dict(generator=generator, device=x.device, dtype=joints.dtype)
+        # draws in a fixed order: pose mask, bone factors, view mask, yaw, tilt, elevation, distance,
+        # focal, offset radius, offset angle
+        pose_on = torch.rand(B, **kw) < self.pose_prob
+        factors = self.bone_factors(B, J, generator, joints.dtype, x.device)
+        view_on = torch.rand(B, **kw) < self.view_prob
+        deg = math.pi / 180.0
+        yaw = (2 * torch.rand(B, **kw) - 1) * self.yaw * deg
+        tilt = (2 * torch.rand(B, **kw) - 1) * self.tilt * deg
+        elev = (self.elevation[0] + (self.elevation[1] - self.elevation[0]) * torch.rand(B, **kw)) * deg
+        dist = self.distance[0] + (self.distance[1] - self.distance[0]) * torch.rand(B, **kw)
+        focal = self.focal[0] + (self.focal[1] - self.focal[0]) * torch.rand(B, **kw)
+        radius = self.offset * torch.rand(B, **kw).sqrt()
+        angle = 2 * math.pi * torch.rand(B, **kw)
+        if not bool(pose_on.any()) and not bool(view_on.any()):
+            return x, joints, meshes
+
+        rel = joints - joints[:, :1]
+        new = rel
+        new_meshes = None if meshes is None else tuple(m - joints[:, :1] for m in meshes)
+        if bool(pose_on.any()):
+            scaled = scale_bones(rel, self.parents, factors)
+            new = torch.where(pose_on[:, None, None], scaled, rel)
+            if new_meshes is not None:
+                new_meshes = tuple(torch.where(pose_on[:, None, None], follow_bones(m, rel, scaled, self.parents), m)
+                                   for m in new_meshes)
+        # the camera each sample is seen by: its own (fitted) or a virtual one; a sample whose input
+        # is no pinhole view of its target (no positive focal length / depth fits) gets a virtual one
+        f_own, c_own, z_own = self.fit_camera(x, rel)
+        own_ok = torch.isfinite(f_own).all(1) & (f_own > 1e-3).all(1) & torch.isfinite(z_own) & (z_own > 1e-3)
+        own_ok = own_ok & torch.isfinite(c_own).all(1)
+        view_on = view_on | (pose_on & ~own_ok)
+        f_own = torch.where(own_ok[:, None], f_own, torch.ones_like(f_own))
+        c_own = torch.where(own_ok[:, None], c_own, torch.zeros_like(c_own))
+        z_own = torch.where(own_ok, z_own, torch.ones_like(z_own))
+        # own camera: x_root = f X_root / Z_root + c  ->  X_root = (x_root - c) Z_root / f
+        root_own = torch.stack([(x[:, 0, 0] - c_own[:, 0]) * z_own / f_own[:, 0],
+                                (x[:, 0, 1] - c_own[:, 1]) * z_own / f_own[:, 1], z_own], -1)
+        R = (rotation_matrix(0, elev) @ rotation_matrix(2, tilt) @ rotation_matrix(1, yaw))  # [B, 3, 3]
+        rotated = new @ R.transpose(1, 2)
+        img = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], -1)   # pelvis image
+        root_virtual = torch.stack([img[:, 0] * dist / focal, img[:, 1] * dist / focal, dist], -1)
+        v = view_on[:, None, None]
+        pose_cam = torch.where(v, rotated, new)
+        root = torch.where(view_on[:, None], root_virtual, root_own)
+        f = torch.where(view_on[:, None], focal[:, None].expand(B, 2), f_own)
+        c = torch.where(view_on[:, None], torch.zeros_like(c_own), c_own)
+        P = pose_cam + root[:, None]
+        depth = P[..., 2:3].clamp_min(1e-3)
+        x_new = f[:, None] * P[..., :2] / depth + c[:, None]
+        changed = (pose_on | view_on)[:, None, None]
+        x_out = torch.where(changed, x_new.to(x.dtype), x)
+        joints_out = torch.where(changed, pose_cam + joints[:, :1], joints)
+        meshes_out = None
+        if new_meshes is not None:
+            meshes_out = tuple(torch.where(changed, torch.where(v, m @ R.transpose(1, 2), m) + joints[:, :1], m0)
+                               for m, m0 in zip(new_meshes, meshes))
+        return x_out, joints_out, meshes_out
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(pose_prob={self.pose_prob}, body_scale={list(self.body_scale)}, "
+                f"bone_scale={self.bone_scale}, bone_scale_side={self.bone_scale_side}, view_prob={self.view_prob}, "
+                f"yaw={self.yaw}, tilt={self.tilt}, elevation={list(self.elevation)}, "
+                f"distance={list(self.distance)}, focal={list(self.focal)}, offset={self.offset})")

@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from hgn_pyg.data.augment import KeypointAugmentation, model_input
+from hgn_pyg.data.augment import KeypointAugmentation, PoseViewAugmentation, model_input
 from hgn_pyg.engine.build import load_state, resolve_device, train_mean_pose
 from hgn_pyg.engine.distributed import DistContext
 from hgn_pyg.engine.evaluator import _progress_interval, evaluate, make_loader, mean_pose_baseline, write_vis
@@ -155,6 +155,10 @@ class Trainer:
                                        generator=test_gen)
         self.aug_gen = torch.Generator().manual_seed(seed + 1)
         self.augment = KeypointAugmentation.from_config(cfg.AUG, cfg.DATASET.input_joint_set)
+        self.pose_view = PoseViewAugmentation.from_config(cfg.AUG)
+        if self.pose_view.active and cfg.DATASET.input_joint_set != "h36m":
+            raise ConfigError(f"{cfg.source}: AUG.pose_prob / AUG.view_prob re-project the Human3.6M-17 target "
+                              "to 2D; they need DATASET.input_joint_set 'h36m'")
         self.epoch = t.begin_epoch - 1  # last finished epoch
         self.best_metric = math.inf  # MPJPE_batch_mean of the best epoch
         self.best_epoch = -1
@@ -287,10 +291,11 @@ class Trainer:
         bar = tqdm(self.train_loader, desc=f"epoch {epoch}", leave=False, disable=not self.progress,
                    dynamic_ncols=True, mininterval=_progress_interval(), file=sys.stderr)
         for it, batch in enumerate(bar):
-            x, score = self.augment(batch.input_2d, batch.score_2d, self.aug_gen)
+            x, joints_gt, meshes_gt = self.pose_view(batch.input_2d, batch.joints_3d, batch.meshes, self.aug_gen)
+            x, score = self.augment(x, batch.score_2d, self.aug_gen)
             x = model_input(x, score, self.cfg.MODEL.in_channels).to(self.device)
-            joints_gt = batch.joints_3d.to(self.device)
-            meshes_gt = tuple(m.to(self.device) for m in batch.meshes) if batch.meshes is not None else None
+            joints_gt = joints_gt.to(self.device)
+            meshes_gt = tuple(m.to(self.device) for m in meshes_gt) if meshes_gt is not None else None
             out = self.net(x)
             loss, parts = self.loss_fn(out.joints, out.meshes, joints_gt, meshes_gt)
             if not torch.isfinite(loss):
