@@ -316,13 +316,15 @@ def evaluate(lifter, panoptic: Optional[Path], coco: Optional[Path], num_cameras
 
 
 def run(checkpoint: Path, panoptic: Optional[Path], coco: Optional[Path], num_cameras: int = 31,
-        min_confidence: float = DEFAULT_MIN_CONFIDENCE, device: str = "cpu") -> Dict[str, object]:
-    lifter = lifter_class().from_checkpoint(checkpoint, device=device)
-    return {"checkpoint": str(checkpoint), **evaluate(lifter, panoptic, coco, num_cameras, min_confidence)}
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE, device: str = "cpu",
+        symmetric_bones: bool = False) -> Dict[str, object]:
+    lifter = lifter_class().from_checkpoint(checkpoint, device=device, symmetric_bones=symmetric_bones)
+    return {"checkpoint": str(checkpoint), "symmetric_bones": symmetric_bones,
+            **evaluate(lifter, panoptic, coco, num_cameras, min_confidence)}
 
 
 def report(res: Dict[str, object]) -> str:
-    lines = [f"checkpoint: {res['checkpoint']}"]
+    lines = [f"checkpoint: {res['checkpoint']}" + (" (lifted with symmetric_bones)" if res.get("symmetric_bones") else "")]
     p = res.get("panoptic")
     if p:
         lines.append(f"Panoptic ({', '.join(p['sequences'])}): {p['bodies_scored']}/{p['bodies']} bodies scored, "
@@ -351,13 +353,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--cameras", type=int, default=31, help="HD cameras per sequence (0 = all; default 31)")
     ap.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--symmetric-bones", action="store_true",
+                    help="lift with Lifter(symmetric_bones=True) (hgn_pyg.lift --symmetric-bones)")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     if args.panoptic is None and args.coco is None:
         ap.error("give --panoptic DIR and/or --coco FILE")
     try:
-        res = run(args.checkpoint, args.panoptic, args.coco, args.cameras, args.min_confidence, args.device)
+        res = run(args.checkpoint, args.panoptic, args.coco, args.cameras, args.min_confidence, args.device,
+                  args.symmetric_bones)
     except (DataError, CheckpointError) as exc:
         print(f"real_check: {exc}", file=sys.stderr)
         return 2

@@ -70,10 +70,12 @@ DETECTED_FILE = "data_2d_h36m_detected.npz"
 
 
 def protocol(args) -> List[str]:
-    """The --set overrides every training shares."""
+    """The --set overrides every training shares. The main job's pose/view augmentation is off in
+    every run: it re-projects the Human3.6M-17 target, so the COCO-17 run cannot have it, and the
+    runs differ only in their 2D input."""
     out = [f"DATASET.root={args.root}", f"TRAIN.end_epoch={args.epochs}", "TEST.vis=false",
            "EXPERIMENT.progress=false", f"EXPERIMENT.seed={args.seed}", "EXPERIMENT.device=cpu",
-           f"SYNTHETIC.frames={args.frames}"]
+           f"SYNTHETIC.frames={args.frames}", "AUG.pose_prob=0", "AUG.view_prob=0"]
     if args.quick:
         out += ["MODEL.hidden_channels=16", "TRAIN.max_train_samples=256", "TEST.max_samples=0"]
     return out

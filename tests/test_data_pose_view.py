@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from hgn_pyg.config import ConfigError, config_from_dict
-from hgn_pyg.data.augment import PoseViewAugmentation, follow_bones, rotation_matrix, scale_bones
+from hgn_pyg.data.augment import PoseViewAugmentation
+from hgn_pyg.data.kinematics import follow_bones, rotation_matrix, scale_bones
 from hgn_pyg.graphs.skeleton import H36M
 
 PARENTS = H36M.parents

@@ -130,6 +130,9 @@ _TEST_REF = re.compile(r"(?<![\w/.])(tests/[\w/]+\.py)::(\w+)")
 _MODULE_REF = re.compile(r"(?<![\w.])(hgn_pyg(?:\.\w+)+)")
 #: file names used as examples in the text, not as references to the repository
 EXAMPLE_PATHS = {"configs/x.yaml"}
+#: a dotted ``hgn_pyg.<x>`` ending in one of these is a file name (e.g. the ``.pt2`` archive's
+#: ``hgn_pyg.json``), not a module
+FILE_SUFFIXES = {"json", "yaml", "npz", "npy", "onnx", "pt2", "log"}
 
 
 def _resolves(dotted: str) -> bool:
@@ -165,6 +168,8 @@ def missing_references(text: str, root: Path, name: str = "<text>") -> List[str]
         if m.group(1) not in EXAMPLE_PATHS and not (root / m.group(1)).exists():
             problems.append(f"{name}: {m.group(1)} does not exist")
     for dotted in sorted(set(m.group(1) for m in _MODULE_REF.finditer(text))):
+        if dotted.count(".") == 1 and dotted.rsplit(".", 1)[1] in FILE_SUFFIXES:
+            continue
         if not _resolves(dotted):
             problems.append(f"{name}: {dotted} is neither a module nor an attribute")
     return problems
@@ -185,7 +190,7 @@ def test_reference_checker_finds_what_is_missing(tmp_path):
     text = ("`tests/test_a.py::test_there` `tests/test_a.py::test_gone` `tests/test_b.py::test_there` "
             "`configs/ok.yaml` `configs/gone.yaml` `configs/x.yaml` "
             "`hgn_pyg.nn.SemGraphConv` `python -m hgn_pyg.data.synthetic` `hgn_pyg.nn.NoSuchLayer` "
-            "`hgn_pyg.no_such_module`")
+            "`hgn_pyg.no_such_module` `hgn_pyg.json`")
     problems = missing_references(text, tmp_path, "t.md")
     assert sorted(problems) == sorted([
         "t.md: tests/test_a.py::test_gone: no test test_gone in tests/test_a.py",

@@ -206,3 +206,26 @@ def test_cli_bad_checkpoint_existing_outputs_and_debug(ckpt, tmp_path, capsys):
     with pytest.raises(DataError):
         main(["--checkpoint", str(ckpt[0]), "--keypoints", str(tmp_path / "kp.npy"), "--format", "h36m",
               "--out", str(tmp_path / "o3"), "--debug"])
+
+
+def test_symmetric_bones_option(ckpt, tmp_path, capsys):
+    """``symmetric_bones=True`` (and ``--symmetric-bones``) is the plain lift passed through
+    :func:`hgn_pyg.data.kinematics.symmetric_bones` (tolerance 1e-5 m, float32 output)."""
+    from hgn_pyg.data.kinematics import bone_lengths, symmetric_bones
+    from hgn_pyg.graphs.skeleton import H36M
+
+    path, model = ckpt
+    uv = _pixels(5)
+    plain = Lifter.from_checkpoint(path, device="cpu")(uv, image_size=(W, H))
+    sym = Lifter.from_checkpoint(path, device="cpu", symmetric_bones=True)(uv, image_size=(W, H))
+    want = symmetric_bones(torch.from_numpy(plain).double(), H36M.parents, H36M.flip_pairs).numpy()
+    np.testing.assert_allclose(sym, want, atol=TOL)
+    L = bone_lengths(torch.from_numpy(sym).double(), H36M.parents).numpy()
+    assert max(abs(L[:, a] - L[:, b]).max() for a, b in H36M.flip_pairs) < 1e-5
+    assert not np.allclose(sym, plain, atol=1e-4)  # the random model is lopsided: the option acts
+    np.save(tmp_path / "kp.npy", uv)
+    rc, out, err = _cli(["--checkpoint", path, "--keypoints", tmp_path / "kp.npy", "--format", "h36m",
+                         "--image-size", W, H, "--out", tmp_path / "o", "--device", "cpu", "--symmetric-bones"], capsys)
+    assert rc == 0, err
+    np.testing.assert_allclose(np.load(tmp_path / "o" / "poses_3d.npz")["joints_3d"], sym, atol=TOL)
+    assert json.loads((tmp_path / "o" / "poses_3d.json").read_text())["symmetric_bones"] is True

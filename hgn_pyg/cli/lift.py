@@ -1,5 +1,6 @@
 """Lift 2D keypoints to 3D: ``python -m hgn_pyg.lift --checkpoint CKPT --keypoints FILE
 [--format auto|h36m|coco|mmpose|videopose3d] [--image-size W H | --normalized] [--min-score S]
+[--symmetric-bones]
 [--out DIR] [--render] [--overwrite] [--device DEV] [--batch-size N] [--debug]``.
 
 Reads the keypoint file (formats: :mod:`hgn_pyg.inference.keypoint_files`), lifts every person's track
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalized", action="store_true", help="the keypoints are already normalised")
     p.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
                    help=f"keypoints scored below this count as missing (default {DEFAULT_MIN_SCORE})")
+    p.add_argument("--symmetric-bones", action="store_true",
+                   help="give each lifted pose equal left and right bone lengths (directions kept; "
+                        "docs/lifting.md)")
     p.add_argument("--out", metavar="DIR", default="lift_output", help="output folder (default: lift_output)")
     p.add_argument("--render", action="store_true", help="also write a GIF and a PNG contact sheet")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in --out")
@@ -245,7 +249,7 @@ def _run(args: argparse.Namespace) -> int:
         if taken:
             raise ConfigError(f"--out {out}: already holds {', '.join(taken)}; choose another folder or --overwrite")
     lifter = Lifter.from_checkpoint(args.checkpoint, device=args.device, batch_size=args.batch_size,
-                                    min_score=args.min_score)
+                                    min_score=args.min_score, symmetric_bones=args.symmetric_bones)
     info = lifter.info
     joint_names = list(info.joint_names) if info is not None and info.joint_names else None
     if not joint_names:
@@ -253,7 +257,8 @@ def _run(args: argparse.Namespace) -> int:
     meta = {"checkpoint": str(args.checkpoint), "keypoints": str(args.keypoints), "file_format": kfile.file_format,
             "keypoint_format": kfile.keypoint_format, "joint_names": joint_names, "units": "m",
             "frame": "camera", "root_relative": True, "root_joint": joint_names[0],
-            "min_score": float(args.min_score), "num_poses": int(kfile.num_frames)}
+            "min_score": float(args.min_score), "symmetric_bones": bool(args.symmetric_bones),
+            "num_poses": int(kfile.num_frames)}
     created = not os.path.lexists(out)
     try:
         written = write_lift(lifter, kfile, out, meta, image_size=args.image_size,

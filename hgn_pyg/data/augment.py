@@ -32,6 +32,7 @@ from torch import Tensor
 
 from ..graphs.skeleton import H36M, SKELETONS
 from .keypoints import DEFAULT_MIN_SCORE, apply_missing_policy
+from .kinematics import follow_bones, rotation_matrix, scale_bones
 
 __all__ = ["H36M_SPREADS", "COCO_SPREADS", "JOINT_SPREADS", "INPUT_CHANNELS", "DetectorNoise",
            "KeypointAugmentation", "drop_keypoints", "box_size", "model_input"]
@@ -275,7 +276,7 @@ class KeypointAugmentation:
 # ============================================================================== pose and view
 # Generalisation augmentation: new bodies (bone lengths) and new views (rotations, virtual cameras)
 # made from the 3D target, the 2D input re-projected from them.
-__all__ += ["PoseViewAugmentation", "scale_bones", "follow_bones", "rotation_matrix", "POSE_VIEW_DEFAULTS"]
+__all__ += ["PoseViewAugmentation", "POSE_VIEW_DEFAULTS"]
 
 #: Defaults of the pose/view augmentation (``AUG`` keys of the same names; see
 #: :class:`PoseViewAugmentation`). Ranges are ``[low, high]``.
@@ -306,64 +307,6 @@ POSE_VIEW_DEFAULTS = {
     "focal": (1.2, 2.6),
     "offset": 0.5,
 }
-
-
-def rotation_matrix(axis: int, angle: Tensor) -> Tensor:
-    """Rotations by ``angle [B]`` (radians) about coordinate axis ``axis`` (0 = x, 1 = y, 2 = z):
-    ``[B, 3, 3]``, right-handed (``R @ p`` rotates column vectors ``p``)."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
-    if axis == 0:
-        rows = [[one, zero, zero], [zero, c, -s], [zero, s, c]]
-    elif axis == 1:
-        rows = [[c, zero, s], [zero, one, zero], [-s, zero, c]]
-    elif axis == 2:
-        rows = [[c, -s, zero], [s, c, zero], [zero, zero, one]]
-    else:
-        raise ValueError(f"rotation_matrix: axis must be 0, 1 or 2, got {axis}")
-    return torch.stack([torch.stack(r, -1) for r in rows], -2)
-
-
-def scale_bones(joints: Tensor, parents: Sequence[int], factors: Tensor) -> Tensor:
-    """Forward kinematics with scaled bones: joint ``j`` keeps its direction from its parent and its
-    bone (parent → j) is multiplied by ``factors[:, j]``.
-
-    Args:
-        joints: ``[B, J, 3]``; parents: the tree (``-1`` for the root; parents come before children).
-        factors: ``[B, J]`` (the root's entry is ignored).
-
-    Returns: ``[B, J, 3]`` with the root where it was.
-    """
-    out = [None] * joints.size(1)
-    for j, p in enumerate(parents):
-        if p < 0:
-            out[j] = joints[:, j]
-        else:
-            if p >= j:
-                raise ValueError(f"scale_bones: parent {p} of joint {j} must come before it")
-            out[j] = out[p] + factors[:, j:j + 1] * (joints[:, j] - joints[:, p])
-    return torch.stack(out, 1)
-
-
-def follow_bones(points: Tensor, joints: Tensor, new_joints: Tensor, parents: Sequence[int]) -> Tensor:
-    """Move points attached to a skeleton along with its bones: each point ``[B, P, 3]`` takes the
-    bone (parent → child segment of ``joints``) nearest to it, at the segment parameter
-    ``u ∈ [0, 1]`` of its foot point, and moves by ``(1 - u) Δ_parent + u Δ_child`` (``Δ`` = the
-    joints' displacements ``new_joints - joints``). A point on a bone stays at the same fraction of
-    the scaled bone; a point beside it keeps its offset from the bone."""
-    bones = [(p, j) for j, p in enumerate(parents) if p >= 0]
-    a = joints[:, [p for p, _ in bones]]            # [B, E, 3]
-    b = joints[:, [j for _, j in bones]]
-    ab = b - a
-    ap = points[:, :, None] - a[:, None]             # [B, P, E, 3]
-    u = ((ap * ab[:, None]).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-12)[:, None]).clamp(0.0, 1.0)
-    foot = a[:, None] + u[..., None] * ab[:, None]
-    nearest = (points[:, :, None] - foot).norm(dim=-1).argmin(-1)  # [B, P]
-    d = new_joints - joints
-    da, db = d[:, [p for p, _ in bones]], d[:, [j for _, j in bones]]
-    idx = nearest[..., None].expand(-1, -1, 3)
-    uu = u.gather(2, nearest[..., None])
-    return points + (1 - uu) * da.gather(1, idx) + uu * db.gather(1, idx)
 
 
 @dataclass(frozen=True)
@@ -430,8 +373,6 @@ class PoseViewAugmentation:
     @classmethod
     def from_config(cls, aug, joint_set: str = "h36m") -> "PoseViewAugmentation":
         """From an ``AUG`` config section (:class:`hgn_pyg.config.AugConfig`)."""
-        from ..graphs.skeleton import SKELETONS
-
         js = SKELETONS["h36m"]  # the 3D target's skeleton (the 2D input is re-projected from it)
         return cls(parents=tuple(js.parents), flip_pairs=tuple(js.flip_pairs), pose_prob=aug.pose_prob,
                    body_scale=tuple(aug.body_scale), bone_scale=aug.bone_scale,

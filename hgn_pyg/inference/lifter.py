@@ -27,10 +27,12 @@ from tqdm.auto import tqdm
 from hgn_pyg.config import config_from_dict
 from hgn_pyg.data.augment import model_input
 from hgn_pyg.data.camera import normalize_pixels
+from hgn_pyg.data.kinematics import symmetric_bones
 from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE, FORMAT_JOINT_SETS, apply_missing_policy, to_h36m
 from hgn_pyg.engine import build
 from hgn_pyg.engine.evaluator import _progress_interval
 from hgn_pyg.errors import CheckpointError, ConfigError, DataError
+from hgn_pyg.graphs.skeleton import H36M
 from hgn_pyg.inference.exported import ExportedModel, is_exported, load_exported
 from hgn_pyg.models import load_model
 from hgn_pyg.models.checkpoint import check_finite_weights
@@ -115,6 +117,10 @@ class Lifter:
         batch_size: poses per forward pass (default :data:`DEFAULT_BATCH`: 64 on the CPU, where
             small batches stay in cache and run fastest per pose, 4096 on a GPU).
         min_score: keypoints scored below it count as missing.
+        symmetric_bones: give each lifted pose equal left and right bones (each pair takes its mean
+            length; directions kept, pelvis fixed: :func:`hgn_pyg.data.kinematics.symmetric_bones`).
+            A real body's sides differ by 1–2 %; a model lifting people unlike its training data can
+            return lopsided limbs (docs/real_people.md measures both). Off by default.
 
     Example::
 
@@ -123,7 +129,8 @@ class Lifter:
     """
 
     def __init__(self, model: torch.nn.Module, info=None, device: Optional[Union[str, torch.device]] = None,
-                 batch_size: Optional[int] = None, min_score: Optional[float] = None):
+                 batch_size: Optional[int] = None, min_score: Optional[float] = None,
+                 symmetric_bones: bool = False):
         #: an exported lifter (:class:`~hgn_pyg.inference.exported.ExportedModel`) runs on the CPU
         self.exported = isinstance(model, ExportedModel)
         if self.exported:
@@ -142,6 +149,10 @@ class Lifter:
             raise ValueError(f"Lifter: batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
         self.min_score = check_min_score(DEFAULT_MIN_SCORE if min_score is None else min_score)
+        self.symmetric_bones = bool(symmetric_bones)
+        if self.symmetric_bones and str(getattr(info, "joint_set", None) or "h36m") != H36M.name:
+            raise ConfigError(f"Lifter: symmetric_bones needs a model that predicts the {H36M.name} skeleton; "
+                              f"this one predicts {info.joint_set!r}")
         self.in_channels = int(getattr(model, "in_channels", 2))
         #: the keypoint format the model itself reads: "h36m", or e.g. "coco" for a model trained on
         #: COCO-17 input (DATASET.input_joint_set: coco), which then gets COCO keypoints unmapped
@@ -310,7 +321,10 @@ class Lifter:
             j, real = self._predict(inp[lo:lo + self.batch_size].to(self.device), return_meshes)
             j = j.float()
             root = j[:, :1]
-            joints[lo:lo + len(j)] = (j - root).cpu().numpy()
+            rel = j - root
+            if self.symmetric_bones:
+                rel = symmetric_bones(rel.double(), H36M.parents, H36M.flip_pairs).float()
+            joints[lo:lo + len(j)] = rel.cpu().numpy()
             if not np.isfinite(joints[lo:lo + len(j)]).all():
                 raise CheckpointError(f"{self.source}: the model gave NaN or infinite joints (for poses "
                                       f"{lo}..{lo + len(j) - 1} of this chunk); the checkpoint is corrupt or its "
