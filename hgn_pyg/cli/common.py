@@ -13,11 +13,11 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from hgn_pyg.errors import HGNError
 
-__all__ = ["run_cli", "add_common_arguments", "setup_logging", "Terminated"]
+__all__ = ["run_cli", "run_parsed", "add_common_arguments", "setup_logging", "Terminated"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -117,3 +117,12 @@ def setup_logging(log_file: Optional[Path], level: str = "INFO", is_main: bool =
         fh.setFormatter(fmt)
         fh._hgn_pyg = True  # type: ignore[attr-defined]
         logger.addHandler(fh)
+
+
+def run_parsed(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int],
+               argv: Optional[Sequence[str]], prog: str) -> int:
+    """The ``main`` of a one-shot CLI with a ``--debug`` flag: parse ``argv``, log warnings to the
+    console (everything with ``--debug``), then :func:`run_cli` ``run(args)``."""
+    args = parser.parse_args(argv)
+    setup_logging(None, level="DEBUG" if args.debug else "WARNING")
+    return run_cli(lambda: run(args), args.debug, prog)

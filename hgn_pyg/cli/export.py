@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from hgn_pyg.inference.export import FORMATS, ONNX_EXPORTERS, SUFFIXES
+from hgn_pyg.cli.common import run_parsed
+from hgn_pyg.errors import ConfigError
+from hgn_pyg.inference.export import FORMATS, ONNX_EXPORTERS, SUFFIXES, export_lifter
 
 __all__ = ["main", "build_parser"]
 
@@ -36,9 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hgn_pyg.errors import ConfigError
-    from hgn_pyg.inference.export import export_lifter
-
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(SUFFIXES[args.format])
     if out.suffix.lower() != SUFFIXES[args.format]:
         raise ConfigError(f"--out {out}: a {args.format} lifter is named *{SUFFIXES[args.format]} (the lifter "
@@ -54,11 +53,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from hgn_pyg.cli.common import run_cli, setup_logging
-
-    args = build_parser().parse_args(argv)
-    setup_logging(None, level="DEBUG" if args.debug else "WARNING")
-    return run_cli(lambda: _run(args), args.debug, PROG)
+    return run_parsed(build_parser(), _run, argv, PROG)
 
 
 if __name__ == "__main__":

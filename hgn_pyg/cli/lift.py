@@ -37,7 +37,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from hgn_pyg.cli.common import run_cli, setup_logging
+from hgn_pyg.cli.common import run_parsed
 from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE
 from hgn_pyg.errors import ConfigError, DataError
 from hgn_pyg.graphs.skeleton import H36M
@@ -283,9 +283,7 @@ def _remove_if_only_lock(out: Path) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(None, level="DEBUG" if args.debug else "WARNING")
-    return run_cli(lambda: _run(args), args.debug, PROG)
+    return run_parsed(build_parser(), _run, argv, PROG)
 
 
 if __name__ == "__main__":
