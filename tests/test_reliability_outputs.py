@@ -515,3 +515,28 @@ def test_two_concurrent_lifts_into_one_folder(ckpt, tmp_path):
     sizes = {"a": 20_000, "b": 30_000}
     ok = [sizes[name] for (rc, _), name in zip(results, "ab") if rc == 0]
     assert n in ok  # the result of a lift that succeeded, whole
+
+
+def test_training_plots_and_vis_files_replace_symlinks_never_follow_them(tmp_path):
+    """The training curves (graph/*.png), the pose pictures and the OBJ meshes of TEST.vis are
+    written atomically: a symlink planted at their path is replaced, its target untouched."""
+    from hgn_pyg.engine.plots import plot_history
+    from hgn_pyg.engine.vis import save_obj, save_pose_png
+    from hgn_pyg.graphs.skeleton import H36M
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    graph = tmp_path / "graph"
+    graph.mkdir()
+    names = ["loss.png", "error.png", "pose.png", "mesh.obj"]
+    for n in names:
+        (graph / n).symlink_to(victim)
+    history = [{"epoch": 0, "train_loss": 2.0, "test_mpjpe": 100.0, "test_pa_mpjpe": 80.0},
+               {"epoch": 1, "train_loss": 1.0, "test_mpjpe": 90.0, "test_pa_mpjpe": 70.0}]
+    plot_history(history, graph)
+    rng = np.random.default_rng(0)
+    save_pose_png(rng.normal(size=(17, 3)), None, H36M.bones, graph / "pose.png")
+    save_obj(rng.normal(size=(4, 3)), graph / "mesh.obj")
+    assert victim.read_text() == "precious"
+    for n in names:
+        assert not (graph / n).is_symlink() and (graph / n).stat().st_size > 0, n

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-from hgn_pyg.io import atomic_write_text
+from hgn_pyg.io import atomic_write, atomic_write_text
 
 __all__ = ["CSV_COLUMNS", "write_metrics_csv", "plot_history"]
 
@@ -72,10 +72,10 @@ def plot_history(history: Sequence[Dict[str, float]], folder: Path) -> List[Path
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.subplots_adjust(left=left, bottom=0.13, right=0.97, top=0.95)
-        path = folder / name
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        return path
+        try:  # atomically, replacing (never following) a link at the path
+            return atomic_write(folder / name, lambda fh: fig.savefig(fh, dpi=90, format="png"))
+        finally:
+            plt.close(fig)
 
     return [figure("loss.png", "loss", (("train_loss", "train loss"),), True, 0.15),
             figure("error.png", "error (mm)", (("train_mpjpe", "train MPJPE"), ("test_mpjpe", "test MPJPE"),

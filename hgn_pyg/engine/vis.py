@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from hgn_pyg.io import atomic_write, atomic_write_text
+
 __all__ = ["save_pose_png", "save_obj", "level_edges"]
 
 log = logging.getLogger(__name__)
@@ -46,11 +48,10 @@ def save_pose_png(pred: np.ndarray, gt: Optional[np.ndarray], bones: Sequence[Se
     ax.legend(loc="upper right", fontsize=7)
     if title:
         ax.set_title(title, fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    try:  # atomically, replacing (never following) a link at path
+        return atomic_write(path, lambda fh: fig.savefig(fh, dpi=80, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def level_edges(hierarchy, level: int) -> np.ndarray:
@@ -76,7 +77,4 @@ def save_obj(vertices: np.ndarray, path: Path, edges: Optional[np.ndarray] = Non
         lines += ["f " + " ".join(str(int(i) + 1) for i in f) for f in np.asarray(faces)]
     if edges is not None:
         lines += [f"l {int(a) + 1} {int(b) + 1}" for a, b in np.asarray(edges)]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return atomic_write_text(path, "\n".join(lines) + "\n")  # replaces (never follows) a link
