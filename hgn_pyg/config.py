@@ -157,7 +157,8 @@ class TrainConfig:
     epoch after training).  Loss: ``joint_loss_weight · MSE(joints) +
     Σ mesh_loss_weights[k] · MSE(mesh_k)`` with one weight per ``MODEL.mesh_levels``
     entry, in that order (``null``: 1 for every level; all zeros: no mesh
-    constraint); ``grad_clip`` is the gradient-norm
+    constraint); ``symmetry_loss_weight`` adds the left/right bone-length term of
+    :class:`~hgn_pyg.engine.losses.HGNLoss` (``0``: the published loss); ``grad_clip`` is the gradient-norm
     limit (``0`` = none); ``max_train_samples`` caps the training set (``0`` = all).
     """
 
@@ -174,6 +175,7 @@ class TrainConfig:
     print_freq: int = 100
     joint_loss_weight: float = 100.0
     mesh_loss_weights: Optional[List[float]] = None
+    symmetry_loss_weight: float = 0.0
     grad_clip: float = 1.0
     max_train_samples: int = 0
     eval_every: int = 1
@@ -509,6 +511,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: TRAIN.lr_step: invalid value {t.lr_step}; must be increasing positive epochs")
     positive(t.print_freq, "TRAIN.print_freq")
     positive(t.joint_loss_weight, "TRAIN.joint_loss_weight", allow_zero=True)
+    positive(t.symmetry_loss_weight, "TRAIN.symmetry_loss_weight", allow_zero=True)
     if t.mesh_loss_weights is not None and (len(t.mesh_loss_weights) != len(m.mesh_levels)
                                             or any(w < 0 for w in t.mesh_loss_weights)):
         raise ConfigError(f"{src}: TRAIN.mesh_loss_weights: invalid value {t.mesh_loss_weights}; expected "

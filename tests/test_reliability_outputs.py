@@ -6,6 +6,7 @@ address space is capped with ``resource.setrlimit(RLIMIT_AS)``.
 Numerical reference for the streamed lift: the model called directly on input normalised by hand
 (test_lift._reference), tolerance 1e-5 relative + absolute as there.
 """
+import contextlib
 import json
 import os
 import pickle
@@ -515,6 +516,38 @@ def test_two_concurrent_lifts_into_one_folder(ckpt, tmp_path):
     sizes = {"a": 20_000, "b": 30_000}
     ok = [sizes[name] for (rc, _), name in zip(results, "ab") if rc == 0]
     assert n in ok  # the result of a lift that succeeded, whole
+
+
+def test_refused_lift_leaves_the_folder_of_the_lift_that_holds_it(ckpt, tmp_path, capsys, monkeypatch):
+    """The window behind a rare failure of the test above: lift B finds --out missing, lift A then
+    creates it and takes its lock (before writing any temporary), B is refused. B must not remove
+    the folder (it holds only A's lock file) from under A. Made deterministic: the refusal happens
+    while this test holds the lock the way A would."""
+    import hgn_pyg.cli.lift as cli
+
+    np.save(tmp_path / "a.npy", _pixels(4, seed=1))
+    out = tmp_path / "out"
+    real = cli.write_lift
+
+    a_lock = contextlib.ExitStack()  # A's lock, held until A would end
+
+    def a_takes_the_folder_first(*args, **kwargs):
+        out.mkdir()
+        a_lock.enter_context(file_lock(out / ".lock"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "write_lift", a_takes_the_folder_first)
+    with a_lock:
+        rc, _, err = _cli(_lift_cmd(ckpt[0], tmp_path / "a.npy", out)[3:], capsys)
+        _one_line_error(rc, err, "another process")
+        assert (out / ".lock").exists()  # A's folder and lock are still there
+    monkeypatch.setattr(cli, "write_lift", real)
+    # a failed lift that made the folder itself still leaves nothing behind
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((3, 5, 2), np.float32))
+    out2 = tmp_path / "out2"
+    rc, _, err = _cli(_lift_cmd(ckpt[0], bad, out2)[3:], capsys)
+    assert rc == 2 and not os.path.lexists(out2), err
 
 
 def test_training_plots_and_vis_files_replace_symlinks_never_follow_them(tmp_path):

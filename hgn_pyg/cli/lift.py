@@ -44,7 +44,7 @@ from hgn_pyg.graphs.skeleton import H36M
 from hgn_pyg.inference.keypoint_files import FILE_FORMATS, read_keypoints
 from hgn_pyg.inference.lifter import DEFAULT_BATCH, IMAGE_SIZE_RANGE, Lifter, LiftResult, check_min_score
 from hgn_pyg.inference.render import frame_indices, render_contact_sheet, render_gif
-from hgn_pyg.io import LOCK_NAME, LockBusy, ResultWriter
+from hgn_pyg.io import LOCK_NAME, LockBusy, ResultWriter, file_lock
 
 __all__ = ["main", "build_parser", "Lifter", "LiftResult", "write_lift", "output_names"]
 
@@ -274,11 +274,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _remove_if_only_lock(out: Path) -> None:
+    """Remove ``out`` when it holds nothing but its lock file, under that lock: a folder another
+    lift is writing into (it holds the lock, maybe before its first temporary) is left alone."""
+    if not out.is_dir():
+        return
     try:
-        if [p.name for p in out.iterdir()] == [LOCK_NAME]:
-            (out / LOCK_NAME).unlink()
-            out.rmdir()
-    except OSError:
+        with file_lock(out / LOCK_NAME, blocking=False):
+            if [p.name for p in out.iterdir()] == [LOCK_NAME]:
+                (out / LOCK_NAME).unlink()
+                out.rmdir()
+    except OSError:  # LockBusy included: the folder is another run's now
         pass
 
 

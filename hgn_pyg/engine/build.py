@@ -296,8 +296,11 @@ def model_record(cfg: Config, hierarchy, body=None) -> Dict[str, Any]:
 
 def build_loss(cfg: Config, hierarchy):
     """The docs/published_model.md §4 loss reading predictions at the hierarchy's real slots."""
+    js = SKELETONS[cfg.DATASET.target_joint_set]
     return HGNLoss.from_hierarchy(hierarchy, cfg.MODEL.mesh_levels, joint_weight=cfg.TRAIN.joint_loss_weight,
-                                  mesh_weights=cfg.TRAIN.mesh_loss_weights)
+                                  mesh_weights=cfg.TRAIN.mesh_loss_weights,
+                                  symmetry_weight=cfg.TRAIN.symmetry_loss_weight, parents=js.parents,
+                                  flip_pairs=js.flip_pairs)
 
 
 def model_from_checkpoint(ckpt: Dict[str, Any], cfg: Config, hierarchy, body=None, path: str = "checkpoint"):
