@@ -12,15 +12,18 @@ lifting the same number of poses per call (``max(B, --poses)``: small batches lo
   :data:`hgn_pyg.models.hgn.PREDICT_BLOCK`), the inference path the Lifter uses;
 * **onnxruntime B** (with ``--onnx``, needs the ``[onnx]`` extra): the model exported by
   :func:`hgn_pyg.inference.export.export_model` (``--exporter``, default dynamo) run by onnxruntime with
-  ``--threads`` intra-op threads, at batch 1 and 64, and at batch 1 with one thread.
+  ``--threads`` intra-op threads, at batch 1 and 64, and at batch 1 with one thread;
+* **compiled B** (with ``--compile``): ``torch.compile(model, fullgraph=True)`` (inductor) under
+  ``torch.inference_mode`` at batch 1 and 64, beside ``forward B`` (compiled vs eager).
 
-Before timing, onnxruntime's output is compared with eager (max abs difference, limit 1e-4 m).
+Before timing, onnxruntime's and the compiled model's outputs are compared with eager (max abs
+difference, limit 1e-4 m).
 Result: poses/s per run; the ratio predict(4096) / forward(16) (target >= 1) and the batch-1
 latency of the fastest path (target <= 3 ms).
 
 Usage::
 
-    python -m benchmarks.batch_sweep [--checkpoint CK] [--threads 2] [--onnx] [--rounds 3]
+    python -m benchmarks.batch_sweep [--checkpoint CK] [--threads 2] [--onnx] [--compile] [--rounds 3]
         [--batches 1 16 64 256 1024 4096] [--poses 1024]
 """
 from __future__ import annotations
@@ -61,6 +64,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--onnx", action="store_true", help="also onnxruntime on the exported model")
     p.add_argument("--exporter", default="dynamo", choices=("dynamo", "legacy"), help="ONNX exporter")
+    p.add_argument("--compile", action="store_true", help="also torch.compile(fullgraph=True) at batch 1 and 64")
     p.add_argument("--verbose", action="store_true", help="say when timing starts")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     return p.parse_args(argv)
@@ -111,6 +115,25 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
             name = f"onnxruntime {b}{label}"
             fns[name] = looped(lambda s=sessions[label], x=xs[b]: s(x), b)
             poses[name] = max(1, args.poses // b) * b
+    compiled_agreement = None
+    if args.compile:
+        compiled = torch.compile(model, fullgraph=True)
+        compiled_agreement = 0.0
+        for b in (1, 64):
+            with torch.inference_mode():
+                want, got = model(xs[b]), compiled(xs[b])
+            compiled_agreement = max(compiled_agreement, float((want.joints - got.joints).abs().max()))
+            if not compiled_agreement <= 1e-4:
+                raise common.AgreementError(f"compiled model differs from eager by {compiled_agreement:.3g} m (> 1e-4)")
+
+            def call(x=xs[b]):
+                with torch.inference_mode():
+                    return compiled(x)
+            fns[f"compiled {b}"] = looped(call, b)
+            poses[f"compiled {b}"] = max(1, args.poses // b) * b
+            if f"forward {b}" not in fns:
+                fns[f"forward {b}"] = looped(forward(xs[b]), b)
+                poses[f"forward {b}"] = poses[f"compiled {b}"]
     log_progress = print if args.verbose else (lambda *a, **k: None)
     log_progress(f"timing {len(fns)} runs", flush=True)
     times = common.time_interleaved(fns, device, warmup=1, min_rounds=args.rounds, max_rounds=args.rounds,
@@ -125,6 +148,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
                  f"rounds, medians; predict blocks of {PREDICT_BLOCK['cpu']}")
     if agreement is not None:
         lines.append(f"- onnxruntime vs eager at batch 64: max abs diff {agreement:.1e} m (limit 1e-4)")
+    if compiled_agreement is not None:
+        lines.append(f"- compiled vs eager at batch 1 and 64: max abs diff {compiled_agreement:.1e} m (limit 1e-4)")
     lines.append("")
     rows = [[n, poses[n], times[n].median_ms, rate[n], f"{1e3 / rate[n]:.2f}"] for n in fns]
     lines.append(common.markdown_table(["run", "poses per call", "ms per call (median)", "poses/s",
@@ -138,6 +163,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
                      f"{'met' if r >= 1 else 'NOT met'}); forward at batch {big} / forward at batch {small}: "
                      f"{rate[f'forward {big}'] / rate[f'forward {small}']:.2f}")
         out["large_over_16"] = r
+    for b in (1, 64):
+        if f"compiled {b}" in rate:
+            r = rate[f"compiled {b}"] / rate[f"forward {b}"]
+            lines.append(f"compiled / eager at batch {b}: {r:.2f}x the poses/s (target >= 1: "
+                         f"{'met' if r >= 1 else 'NOT met'})")
+            out[f"compiled_over_eager_{b}"] = r
     if latency:
         best = min(latency, key=latency.get)
         lines.append(f"Fastest batch-1 path: {best}, {latency[best]:.2f} ms per pose (target <= "

@@ -159,3 +159,22 @@ def test_batch_sweep_smallest_configuration(tmp_path):
     assert all(v > 0 for v in res.values())
     text = (tmp_path / "batch_sweep.md").read_text()
     assert "Fastest batch-1 path" in text and ("onnxruntime 64" in text) == bool(extra)
+
+
+def test_batch_sweep_compile_rows(tmp_path, monkeypatch):
+    """The --compile plumbing (agreement check, rows, ratio lines); torch.compile itself is replaced
+    by the identity here (compiling HGN takes minutes; tests/test_nn_compile_export.py compiles it)."""
+    seen = []
+
+    def fake_compile(model, **kwargs):
+        seen.append(kwargs)
+        return model
+
+    monkeypatch.setattr(batch_sweep.torch, "compile", fake_compile)
+    res = batch_sweep.main(["--batches", "1", "16", "--poses", "2", "--rounds", "1", "--threads", "1",
+                            "--compile", "--out", str(tmp_path)])
+    assert seen == [{"fullgraph": True}]
+    assert {"compiled 1", "compiled 64", "forward 64", "compiled_over_eager_1", "compiled_over_eager_64"} <= set(res)
+    text = (tmp_path / "batch_sweep.md").read_text()
+    assert "compiled vs eager at batch 1 and 64: max abs diff 0.0e+00" in text
+    assert "compiled / eager at batch 64" in text
