@@ -317,9 +317,9 @@ def evaluate(lifter, panoptic: Optional[Path], coco: Optional[Path], num_cameras
 
 def run(checkpoint: Path, panoptic: Optional[Path], coco: Optional[Path], num_cameras: int = 31,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE, device: str = "cpu",
-        symmetric_bones: bool = False) -> Dict[str, object]:
+        symmetric_bones: Optional[bool] = None) -> Dict[str, object]:
     lifter = lifter_class().from_checkpoint(checkpoint, device=device, symmetric_bones=symmetric_bones)
-    return {"checkpoint": str(checkpoint), "symmetric_bones": symmetric_bones,
+    return {"checkpoint": str(checkpoint), "symmetric_bones": lifter.symmetric_bones,
             **evaluate(lifter, panoptic, coco, num_cameras, min_confidence)}
 
 
@@ -353,8 +353,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--cameras", type=int, default=31, help="HD cameras per sequence (0 = all; default 31)")
     ap.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--symmetric-bones", action="store_true",
-                    help="lift with Lifter(symmetric_bones=True) (hgn_pyg.lift --symmetric-bones)")
+    ap.add_argument("--symmetric-bones", action=argparse.BooleanOptionalAction, default=None,
+                    help="lift with Lifter(symmetric_bones=True / False) (hgn_pyg.lift --[no-]symmetric-bones); "
+                         "default: what the checkpoint records")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")

@@ -240,7 +240,11 @@ class TestConfig:
     Published keys: ``batch_size``, ``shuffle``, ``weight_path`` (a checkpoint to
     evaluate when ``hgn_pyg.test`` gets no ``--checkpoint``), ``vis`` (write 3D pose
     PNGs and coarse-mesh OBJ files).  ``vis_samples``: how many test samples to draw;
-    ``max_samples`` caps the test set (``0`` = all).
+    ``max_samples`` caps the test set (``0`` = all).  ``symmetric_bones``: evaluate the poses
+    with equal left and right bones (:func:`hgn_pyg.data.kinematics.symmetric_bones` on the
+    network's output), and record in the checkpoint that lifting should do the same
+    (:class:`hgn_pyg.inference.Lifter`'s default for it; ``False``: the published protocol, the
+    network's output as it is).
     """
 
     batch_size: int = 64
@@ -249,6 +253,7 @@ class TestConfig:
     vis: bool = False
     vis_samples: int = 4
     max_samples: int = 0
+    symmetric_bones: bool = False
 
 
 @dataclass

@@ -229,3 +229,62 @@ def test_symmetric_bones_option(ckpt, tmp_path, capsys):
     assert rc == 0, err
     np.testing.assert_allclose(np.load(tmp_path / "o" / "poses_3d.npz")["joints_3d"], sym, atol=TOL)
     assert json.loads((tmp_path / "o" / "poses_3d.json").read_text())["symmetric_bones"] is True
+
+
+def test_symmetric_bones_default_comes_from_the_checkpoint(ckpt, tmp_path, capsys):
+    """A checkpoint written with ``TEST.symmetric_bones: true`` (``inference_record(...,
+    symmetric_bones=True)``: ``output["symmetric_bones"]``) lifts with symmetric bones unless told
+    otherwise (``symmetric_bones=False`` / ``--no-symmetric-bones``); exported lifters carry it; a
+    non-boolean value is refused naming the field."""
+    from hgn_pyg.inference.export import export_model
+
+    path, model = ckpt
+    record = inference_record(SECTION, _hierarchy(), faces=icosphere(3)[1], symmetric_bones=True)
+    assert record["output"]["symmetric_bones"] is True
+    assert "symmetric_bones" not in inference_record(SECTION, _hierarchy())["output"]
+    sym_path = tmp_path / "sym.pt"
+    torch.save({"format": "hgn_pyg", "version": CHECKPOINT_VERSION, "model": model.state_dict(),
+                "config": {"MODEL": SECTION}, **record}, sym_path)
+    uv = _pixels(5)
+    want = Lifter.from_checkpoint(path, device="cpu", symmetric_bones=True)(uv, image_size=(W, H))
+    plain = Lifter.from_checkpoint(path, device="cpu")(uv, image_size=(W, H))
+    default = Lifter.from_checkpoint(sym_path, device="cpu")
+    assert default.symmetric_bones
+    np.testing.assert_allclose(default(uv, image_size=(W, H)), want, atol=TOL)
+    np.testing.assert_allclose(Lifter.from_checkpoint(sym_path, device="cpu", symmetric_bones=False)(
+        uv, image_size=(W, H)), plain, atol=TOL)
+    np.save(tmp_path / "kp.npy", uv)
+    for flag, expect, ref in (([], True, want), (["--no-symmetric-bones"], False, plain)):
+        out = tmp_path / f"o{len(flag)}"
+        rc, _, err = _cli(["--checkpoint", sym_path, "--keypoints", tmp_path / "kp.npy", "--format", "h36m",
+                           "--image-size", W, H, "--out", out, "--device", "cpu", *flag], capsys)
+        assert rc == 0, err
+        assert json.loads((out / "poses_3d.json").read_text())["symmetric_bones"] is expect
+        np.testing.assert_allclose(np.load(out / "poses_3d.npz")["joints_3d"], ref, atol=TOL)
+    # an exported lifter keeps the checkpoint's choice
+    pytest.importorskip("onnxruntime")
+    from hgn_pyg.models import load_model
+
+    onnx_path = export_model(*load_model(str(sym_path), map_location="cpu"), "onnx", tmp_path / "sym.onnx",
+                             exporter="legacy", check=False)
+    exported = Lifter.from_checkpoint(onnx_path)
+    assert exported.symmetric_bones
+    np.testing.assert_allclose(exported(uv, image_size=(W, H)), want, atol=1e-4)
+
+
+def test_symmetric_bones_field_must_be_boolean(ckpt, tmp_path):
+    from hgn_pyg.errors import CheckpointError
+
+    path, model = ckpt
+    bad = tmp_path / "bad.pt"
+    record = inference_record(SECTION, _hierarchy())
+    record["output"]["symmetric_bones"] = "yes"
+    torch.save({"format": "hgn_pyg", "version": CHECKPOINT_VERSION, "model": model.state_dict(),
+                "config": {"MODEL": SECTION}, **record}, bad)
+    with pytest.raises(CheckpointError, match="output.symmetric_bones"):
+        Lifter.from_checkpoint(bad, device="cpu")
+
+
+def _hierarchy():
+    verts, faces = icosphere(3)
+    return mesh_hierarchy(faces, len(verts), levels=6)

@@ -1,6 +1,6 @@
 """Lift 2D keypoints to 3D: ``python -m hgn_pyg.lift --checkpoint CKPT --keypoints FILE
 [--format auto|h36m|coco|mmpose|videopose3d] [--image-size W H | --normalized] [--min-score S]
-[--symmetric-bones]
+[--symmetric-bones | --no-symmetric-bones]
 [--out DIR] [--render] [--overwrite] [--device DEV] [--batch-size N] [--debug]``.
 
 Reads the keypoint file (formats: :mod:`hgn_pyg.inference.keypoint_files`), lifts every person's track
@@ -65,9 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalized", action="store_true", help="the keypoints are already normalised")
     p.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
                    help=f"keypoints scored below this count as missing (default {DEFAULT_MIN_SCORE})")
-    p.add_argument("--symmetric-bones", action="store_true",
+    p.add_argument("--symmetric-bones", action=argparse.BooleanOptionalAction, default=None,
                    help="give each lifted pose equal left and right bone lengths (directions kept; "
-                        "docs/lifting.md)")
+                        "docs/lifting.md); default: what the checkpoint records (on for the main job's)")
     p.add_argument("--out", metavar="DIR", default="lift_output", help="output folder (default: lift_output)")
     p.add_argument("--render", action="store_true", help="also write a GIF and a PNG contact sheet")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in --out")
@@ -257,7 +257,7 @@ def _run(args: argparse.Namespace) -> int:
     meta = {"checkpoint": str(args.checkpoint), "keypoints": str(args.keypoints), "file_format": kfile.file_format,
             "keypoint_format": kfile.keypoint_format, "joint_names": joint_names, "units": "m",
             "frame": "camera", "root_relative": True, "root_joint": joint_names[0],
-            "min_score": float(args.min_score), "symmetric_bones": bool(args.symmetric_bones),
+            "min_score": float(args.min_score), "symmetric_bones": bool(lifter.symmetric_bones),
             "num_poses": int(kfile.num_frames)}
     created = not os.path.lexists(out)
     try:

@@ -291,7 +291,8 @@ def model_record(cfg: Config, hierarchy, body=None) -> Dict[str, Any]:
     body = body if body is not None else load_body(cfg)
     reg = getattr(body, "h36m_regressor", None) if cfg.MODEL.fusion == "pool" else None
     return inference_record(model_section(cfg), hierarchy, faces=np.asarray(body.faces, dtype=np.int64),
-                            joint_regressor=reg, input_format=INPUT_FORMATS[cfg.DATASET.input_joint_set])
+                            joint_regressor=reg, input_format=INPUT_FORMATS[cfg.DATASET.input_joint_set],
+                            symmetric_bones=cfg.TEST.symmetric_bones)
 
 
 def build_loss(cfg: Config, hierarchy):

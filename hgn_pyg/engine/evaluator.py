@@ -13,9 +13,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from hgn_pyg.data.augment import model_input
+from hgn_pyg.data.kinematics import symmetric_bones as symmetric_bones_of
 from hgn_pyg.engine.build import collate
 from hgn_pyg.engine.metrics import ACTIONS, MetricAccumulator, mpjpe
 from hgn_pyg.engine.vis import level_edges, save_obj, save_pose_png
+from hgn_pyg.graphs.skeleton import H36M
 
 __all__ = ["evaluate", "mean_pose_baseline", "write_vis", "make_loader"]
 
@@ -44,8 +46,10 @@ def _root_relative(j: Tensor) -> Tensor:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, progress: bool = False,
-             desc: str = "test") -> Dict[str, object]:
-    """Run ``model`` over ``loader`` (eval mode) and summarise the errors (``results.json`` layout)."""
+             desc: str = "test", symmetric_bones: bool = False) -> Dict[str, object]:
+    """Run ``model`` over ``loader`` (eval mode) and summarise the errors (``results.json`` layout).
+    ``symmetric_bones``: score the predicted poses with equal left and right bones
+    (``TEST.symmetric_bones``; :func:`hgn_pyg.data.kinematics.symmetric_bones`, as the lifter does)."""
     was_training = model.training
     model.eval()
     acc = MetricAccumulator(ACTIONS)
@@ -54,7 +58,10 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, p
     for batch in bar:
         out = model(model_input(batch.input_2d, batch.score_2d, in_channels).to(device))
         joints = out.joints if hasattr(out, "joints") else out[0]
-        acc.update(_root_relative(joints.float().cpu()), _root_relative(batch.joints_3d), batch.action)
+        pred = _root_relative(joints.float().cpu())
+        if symmetric_bones:
+            pred = symmetric_bones_of(pred.double(), H36M.parents, H36M.flip_pairs).float()
+        acc.update(pred, _root_relative(batch.joints_3d), batch.action)
         if progress:
             e, _, _ = acc.arrays()
             bar.set_postfix(MPJPE=f"{e.mean():.1f}", refresh=False)

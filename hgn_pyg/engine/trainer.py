@@ -350,7 +350,8 @@ class Trainer:
             evaluated = (epoch - t.begin_epoch + 1) % t.eval_every == 0 or last
             is_best = False
             if evaluated and self.ctx.is_main:
-                res = evaluate(self.model, self.test_loader, self.device, progress=self.progress)
+                res = evaluate(self.model, self.test_loader, self.device, progress=self.progress,
+                               symmetric_bones=self.cfg.TEST.symmetric_bones)
                 self.last_eval = res
                 row["test_mpjpe"], row["test_pa_mpjpe"] = res["MPJPE"], res["PA-MPJPE"]
                 row["test_mpjpe_action_mean"] = res["MPJPE_action_mean"]
@@ -394,7 +395,8 @@ class Trainer:
         the best epoch's (:data:`BEST_RULE`) in ``best`` (``null`` when no epoch after epoch 0
         beat every earlier one), the mean-pose baseline and the checkpoint paths."""
         if self.last_eval is None and self.ctx.is_main:
-            self.last_eval = evaluate(self.model, self.test_loader, self.device)
+            self.last_eval = evaluate(self.model, self.test_loader, self.device,
+                                      symmetric_bones=self.cfg.TEST.symmetric_bones)
         last = dict(self.last_eval or {})
         res = dict(last)
         best = None

@@ -120,7 +120,9 @@ class Lifter:
         symmetric_bones: give each lifted pose equal left and right bones (each pair takes its mean
             length; directions kept, pelvis fixed: :func:`hgn_pyg.data.kinematics.symmetric_bones`).
             A real body's sides differ by 1–2 %; a model lifting people unlike its training data can
-            return lopsided limbs (docs/real_people.md measures both). Off by default.
+            return lopsided limbs (docs/real_people.md measures both). ``None`` (default): what the
+            checkpoint records (``output["symmetric_bones"]``, written by a training run with
+            ``TEST.symmetric_bones: true`` such as the main job), else off.
 
     Example::
 
@@ -130,7 +132,7 @@ class Lifter:
 
     def __init__(self, model: torch.nn.Module, info=None, device: Optional[Union[str, torch.device]] = None,
                  batch_size: Optional[int] = None, min_score: Optional[float] = None,
-                 symmetric_bones: bool = False):
+                 symmetric_bones: Optional[bool] = None):
         #: an exported lifter (:class:`~hgn_pyg.inference.exported.ExportedModel`) runs on the CPU
         self.exported = isinstance(model, ExportedModel)
         if self.exported:
@@ -149,6 +151,8 @@ class Lifter:
             raise ValueError(f"Lifter: batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
         self.min_score = check_min_score(DEFAULT_MIN_SCORE if min_score is None else min_score)
+        if symmetric_bones is None:
+            symmetric_bones = bool((getattr(info, "output", None) or {}).get("symmetric_bones", False))
         self.symmetric_bones = bool(symmetric_bones)
         if self.symmetric_bones and str(getattr(info, "joint_set", None) or "h36m") != H36M.name:
             raise ConfigError(f"Lifter: symmetric_bones needs a model that predicts the {H36M.name} skeleton; "

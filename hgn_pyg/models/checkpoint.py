@@ -49,6 +49,7 @@ __all__ = [
     "CheckpointInfo",
     "inference_record",
     "check_model_fields",
+    "check_output_convention",
     "load_model",
     "load_model_state",
     "check_finite_weights",
@@ -88,7 +89,8 @@ def _input_convention(joint_set: str, in_channels: int) -> Dict[str, Any]:
 
 
 def inference_record(model_section, hierarchy, faces=None, joint_regressor=None,
-                     joint_set: str = "h36m", input_format: Optional[str] = None) -> Dict[str, Any]:
+                     joint_set: str = "h36m", input_format: Optional[str] = None,
+                     symmetric_bones: bool = False) -> Dict[str, Any]:
     """The keys a checkpoint needs for inference without a body model or data (module docstring).
 
     Args:
@@ -107,7 +109,7 @@ def inference_record(model_section, hierarchy, faces=None, joint_regressor=None,
         "joint_set": joint_set,
         "joint_names": list(SKELETONS[joint_set].joint_names),
         "input": _input_convention(input_format or joint_set, int(opts.get("in_channels", 2))),
-        "output": dict(OUTPUT_CONVENTION),
+        "output": dict(OUTPUT_CONVENTION, **({"symmetric_bones": True} if symmetric_bones else {})),
         "hierarchy": hierarchy.state_dict(),
         "mesh_faces": {} if faces is None else {lv: hierarchy.coarsen_faces(faces, lv) for lv in levels},
     }
@@ -150,6 +152,15 @@ def check_model_fields(ckpt: Mapping[str, Any], source: str = "checkpoint") -> N
     for key in ("input", "output"):
         if key in ckpt and not isinstance(ckpt[key], Mapping):
             raise bad(key, "a dict")
+    check_output_convention(ckpt.get("output") or {}, source)
+
+
+def check_output_convention(output: Mapping[str, Any], source: str = "checkpoint") -> None:
+    """The optional ``output["symmetric_bones"]`` must be a boolean (:class:`CheckpointError`)."""
+    flag = output.get("symmetric_bones", False)
+    if not isinstance(flag, bool):
+        raise CheckpointError(f"{source}: field 'output.symmetric_bones' must be true or false, "
+                              f"got {type(flag).__name__} {flag!r:.40}")
 
 
 def check_finite_weights(model: torch.nn.Module, source: str = "checkpoint") -> None:
