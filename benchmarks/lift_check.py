@@ -6,7 +6,8 @@ and the test split of its stored configuration:
 
 * **H36M input**: the frames' pixel keypoints, made from the ground-truth camera-frame joints and
   the frames' cameras (``data.camera.project``), written as ``.npz`` files (one per image size) and
-  lifted by the CLI ``python -m hgn_pyg.lift ... --format h36m --image-size W H``; compared with the
+  lifted by the CLI ``python -m hgn_pyg.lift ... --format h36m --image-size W H`` (both paths with
+  equal left/right bones when the checkpoint records ``TEST.symmetric_bones``); compared with the
   joints the ``hgn_pyg.test`` path computes (the model on the data set's own normalised input):
   max abs difference, MPJPE and PA-MPJPE of both;
 * **COCO input** (when the data set carries COCO-17 keypoints,
@@ -108,8 +109,16 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     model = HGN.from_checkpoint(ckpt)
     with torch.no_grad():
         ref = model(t["input_2d"]).joints
-    ref = (ref - ref[:, :1]).numpy()
-    test_res = evaluate(model, make_loader(build.build_dataset(cfg, "test"), 256), torch.device("cpu"))
+    ref = ref - ref[:, :1]
+    sym = bool(cfg.TEST.symmetric_bones)  # the checkpoint's choice, which hgn_pyg.lift follows too
+    if sym:
+        from hgn_pyg.data.kinematics import symmetric_bones
+        from hgn_pyg.graphs.skeleton import H36M
+
+        ref = symmetric_bones(ref.double(), H36M.parents, H36M.flip_pairs).float()
+    ref = ref.numpy()
+    test_res = evaluate(model, make_loader(build.build_dataset(cfg, "test"), 256), torch.device("cpu"),
+                        symmetric_bones=sym)
     rows = [("hgn_pyg.test (normalised test input)", len(ref), None, test_res["MPJPE"], test_res["PA-MPJPE"])]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -13,15 +13,15 @@ all zeros train without the mesh constraint).  Any number of levels works, none 
 order, fake slots included); the ground truth has one row per *real* vertex in the
 original cluster order, so the prediction is read at
 :math:`\pi_k = ` ``hierarchy.real_slots(level_k)`` first.  ``MSE`` is the mean over
-all elements (``torch.nn.functional.mse_loss``).
+all elements (``torch.nn.functional.mse_loss``).  When a batch has no mesh targets
+(e.g. the VideoPose3D format) the mesh terms are dropped.
 
 The last term is not in the published loss (:math:`w_S = 0` by default, ``TRAIN.symmetry_loss_weight``):
 it asks the predicted left and right bones to be equally long, for each left/right joint pair
 :math:`(a, b)` of the skeleton (:attr:`~hgn_pyg.graphs.skeleton.JointSet.flip_pairs`, bones
 :math:`p(a) \to a` from :attr:`~hgn_pyg.graphs.skeleton.JointSet.parents`), averaged over the
 :math:`P` pairs and the batch. Real bodies are nearly symmetric; a lifter that is unsure of a limb's
-depth otherwise gives its two sides different lengths (docs/real_people.md).  When a batch has no mesh targets
-(e.g. the VideoPose3D format) the mesh terms are dropped.
+depth otherwise gives its two sides different lengths (docs/real_people.md).
 
 Shapes: ``joints [B, J, 3]``, ``meshes[k] [B, slots_k, 3]`` (prediction) and
 ``[B, real_k, 3]`` (target).
