@@ -112,10 +112,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     ref = ref - ref[:, :1]
     sym = bool(cfg.TEST.symmetric_bones)  # the checkpoint's choice, which hgn_pyg.lift follows too
     if sym:
-        from hgn_pyg.data.kinematics import symmetric_bones
-        from hgn_pyg.graphs.skeleton import H36M
+        from hgn_pyg.data.kinematics import symmetric_h36m
 
-        ref = symmetric_bones(ref.double(), H36M.parents, H36M.flip_pairs).float()
+        ref = symmetric_h36m(ref)
     ref = ref.numpy()
     test_res = evaluate(model, make_loader(build.build_dataset(cfg, "test"), 256), torch.device("cpu"),
                         symmetric_bones=sym)

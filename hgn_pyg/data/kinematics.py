@@ -13,7 +13,9 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["rotation_matrix", "scale_bones", "follow_bones", "bone_lengths", "symmetric_bones"]
+from hgn_pyg.graphs.skeleton import H36M
+
+__all__ = ["rotation_matrix", "scale_bones", "follow_bones", "bone_lengths", "symmetric_bones", "symmetric_h36m"]
 
 
 def rotation_matrix(axis: int, angle: Tensor) -> Tensor:
@@ -98,3 +100,9 @@ def symmetric_bones(joints: Tensor, parents: Sequence[int], flip_pairs: Sequence
     factors = torch.where(length > 0, target / length.clamp_min(torch.finfo(length.dtype).tiny),
                           torch.ones_like(length))
     return scale_bones(joints, parents, factors)
+
+
+def symmetric_h36m(joints: Tensor) -> Tensor:
+    """:func:`symmetric_bones` on Human3.6M-17 poses ``[B, 17, 3]``, computed in float64 and
+    returned in ``joints``' dtype (the lifter's and the evaluator's ``symmetric_bones`` option)."""
+    return symmetric_bones(joints.double(), H36M.parents, H36M.flip_pairs).to(joints.dtype)

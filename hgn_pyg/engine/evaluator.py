@@ -13,11 +13,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from hgn_pyg.data.augment import model_input
-from hgn_pyg.data.kinematics import symmetric_bones as symmetric_bones_of
+from hgn_pyg.data.kinematics import symmetric_h36m
 from hgn_pyg.engine.build import collate
 from hgn_pyg.engine.metrics import ACTIONS, MetricAccumulator, mpjpe
 from hgn_pyg.engine.vis import level_edges, save_obj, save_pose_png
-from hgn_pyg.graphs.skeleton import H36M
 
 __all__ = ["evaluate", "mean_pose_baseline", "write_vis", "make_loader"]
 
@@ -60,7 +59,7 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, p
         joints = out.joints if hasattr(out, "joints") else out[0]
         pred = _root_relative(joints.float().cpu())
         if symmetric_bones:
-            pred = symmetric_bones_of(pred.double(), H36M.parents, H36M.flip_pairs).float()
+            pred = symmetric_h36m(pred)
         acc.update(pred, _root_relative(batch.joints_3d), batch.action)
         if progress:
             e, _, _ = acc.arrays()

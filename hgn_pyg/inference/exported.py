@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from hgn_pyg.errors import CheckpointError, ConfigError
+from hgn_pyg.models.checkpoint import check_output_convention
 
 __all__ = ["FORMATS", "SUFFIXES", "EXPORT_FORMAT", "EXPORT_VERSION", "METADATA_KEY", "PT2_METADATA_FILE",
            "ExportedModel", "check_metadata", "load_exported", "read_metadata", "is_exported",
@@ -86,8 +87,7 @@ def check_metadata(meta: Any, source: str) -> Dict[str, Any]:
         raise fail("input_shape", "['batch', K, C] with C the number of input channels")
     if not isinstance(meta.get("output"), Mapping):
         raise fail("output", "an object")
-    if not isinstance(meta["output"].get("symmetric_bones", False), bool):
-        raise fail("output", "an object whose optional symmetric_bones is true or false")
+    check_output_convention(meta["output"], source)
     levels, real = meta.get("mesh_levels"), meta.get("num_real")
     if not (isinstance(levels, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in levels)):
         raise fail("mesh_levels", "a list of integers")

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from hgn_pyg.config import config_from_dict
 from hgn_pyg.data.augment import model_input
 from hgn_pyg.data.camera import normalize_pixels
-from hgn_pyg.data.kinematics import symmetric_bones
+from hgn_pyg.data.kinematics import symmetric_h36m
 from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE, FORMAT_JOINT_SETS, apply_missing_policy, to_h36m
 from hgn_pyg.engine import build
 from hgn_pyg.engine.evaluator import _progress_interval
@@ -327,7 +327,7 @@ class Lifter:
             root = j[:, :1]
             rel = j - root
             if self.symmetric_bones:
-                rel = symmetric_bones(rel.double(), H36M.parents, H36M.flip_pairs).float()
+                rel = symmetric_h36m(rel)
             joints[lo:lo + len(j)] = rel.cpu().numpy()
             if not np.isfinite(joints[lo:lo + len(j)]).all():
                 raise CheckpointError(f"{self.source}: the model gave NaN or infinite joints (for poses "
