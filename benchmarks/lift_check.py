@@ -7,7 +7,8 @@ and the test split of its stored configuration:
 * **H36M input**: the frames' pixel keypoints, made from the ground-truth camera-frame joints and
   the frames' cameras (``data.camera.project``), written as ``.npz`` files (one per image size) and
   lifted by the CLI ``python -m hgn_pyg.lift ... --format h36m --image-size W H`` (both paths with
-  equal left/right bones when the checkpoint records ``TEST.symmetric_bones``); compared with the
+  equal left/right bones and flip averaging when the checkpoint records ``TEST.symmetric_bones`` /
+  ``TEST.flip_test``); compared with the
   joints the ``hgn_pyg.test`` path computes (the model on the data set's own normalised input):
   max abs difference, MPJPE and PA-MPJPE of both;
 * **COCO input** (when the data set carries COCO-17 keypoints,
@@ -107,17 +108,23 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     uv, t = frames_as_pixels(cfg)
     sizes = t["image_size"].double().numpy()
     model = HGN.from_checkpoint(ckpt)
+    # the checkpoint's TEST choices (symmetric bones, flip test), which hgn_pyg.lift follows too
+    opts = build.test_options(cfg)
     with torch.no_grad():
-        ref = model(t["input_2d"]).joints
+        if opts["flip_pairs"] is not None:
+            from hgn_pyg.models.flip import merge_mirrored, with_mirror
+
+            ref = merge_mirrored(model(with_mirror(t["input_2d"], opts["flip_pairs"][0])).joints,
+                                 opts["flip_pairs"][1])
+        else:
+            ref = model(t["input_2d"]).joints
     ref = ref - ref[:, :1]
-    sym = bool(cfg.TEST.symmetric_bones)  # the checkpoint's choice, which hgn_pyg.lift follows too
-    if sym:
+    if opts["symmetric_bones"]:
         from hgn_pyg.data.kinematics import symmetric_h36m
 
         ref = symmetric_h36m(ref)
     ref = ref.numpy()
-    test_res = evaluate(model, make_loader(build.build_dataset(cfg, "test"), 256), torch.device("cpu"),
-                        symmetric_bones=sym)
+    test_res = evaluate(model, make_loader(build.build_dataset(cfg, "test"), 256), torch.device("cpu"), **opts)
     rows = [("hgn_pyg.test (normalised test input)", len(ref), None, test_res["MPJPE"], test_res["PA-MPJPE"])]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -23,6 +23,17 @@ rotation — the lifter answers in the camera frame, and the truth is put in the
 arm, forearm, thigh, shin; :data:`BONE_PAIRS`) ``|L - R| / ((L + R) / 2)``; the median over poses
 and pairs (a real body: a few %; the truth's own figure is reported next to it).
 
+**Human3.6M** (``--h36m FILE``, MMPose's ``tests/data/h36m/h36m_coco.json``: real Human3.6M
+frames as COCO-style annotations, ``keypoints`` the 17 ground-truth pixels and ``keypoints_3d``
+the 17 world joints in metres, both in Human3.6M's own joint order (that of
+:data:`hgn_pyg.graphs.H36M`, whatever the file's category names say), the subject and camera named
+by the image's file name ``S<subject>_<action>.<camera serial>_<frame>.jpg``): each pose is lifted
+from its own image's pixels (``keypoint_format="h36m"``, the image's size) and, projected through
+the published calibration (:mod:`hgn_pyg.data.h36m_calibration`, pinhole), from each of its
+subject's four cameras. Scored by the Human3.6M protocol: MPJPE on the 17 joints relative to the
+pelvis in the camera frame, and PA-MPJPE. The file's pixels are checked against the projection of
+its 3D joints (reported as the reprojection error: a few pixels means the calibration matches).
+
 **COCO** (``--coco FILE``, a COCO keypoint annotation file such as MMPose's
 ``tests/data/coco/test_coco.json``): each annotated person is lifted from the labelled keypoints
 with the image's size (unlabelled ones missing, as a detector's misses), and a bone pair counts
@@ -34,7 +45,8 @@ docs/real_people.md for where they come from and what the numbers mean.
 Usage::
 
     python -m benchmarks.real_check --checkpoint experiment/exp_.../checkpoint/best.pth.tar \\
-        --panoptic /data/panoptic_body3d --coco /data/coco/test_coco.json [--cameras 31] [--json out.json]
+        --panoptic /data/panoptic_body3d --h36m /data/h36m/h36m_coco.json --coco /data/coco/test_coco.json \
+        [--cameras 31] [--symmetric-bones | --no-symmetric-bones] [--flip-test | --no-flip-test] [--json out.json]
 """
 from __future__ import annotations
 
@@ -42,6 +54,7 @@ import argparse
 import json
 import logging
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +63,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from hgn_pyg.data.h36m_calibration import CALIBRATED_SUBJECTS, IMAGE_SIZES, h36m_cameras, pose2mesh_camera
 from hgn_pyg.data.validate import read_json
 from hgn_pyg.engine.metrics import mpjpe, pa_mpjpe
 from hgn_pyg.errors import CheckpointError, DataError
@@ -218,6 +232,112 @@ def asymmetry_summary(asym: Dict[str, np.ndarray]) -> Dict[str, object]:
             "num_pairs": int(every.size)}
 
 
+# ----------------------------------------------------------------------------- Human3.6M frames
+#: ``S<subject>_<action>.<camera serial>_<frame>.jpg``, the image names of MMPose's Human3.6M files
+H36M_IMAGE_NAME = re.compile(r"^S(\d+)_.*\.(\d{8})_\d+\.\w+$")
+
+
+@dataclass
+class H36MPose:
+    """One annotated Human3.6M pose: world joints (m), its image's pixels, subject, camera slot 1..4."""
+
+    name: str
+    world: np.ndarray      # [17, 3] metres, Human3.6M world (z up)
+    pixels: np.ndarray     # [17, 2] the annotated pixels of its own image
+    image_size: Tuple[int, int]
+    subject: int
+    camera: int
+
+
+def read_h36m_frames(path: Path) -> List[H36MPose]:
+    """The annotated poses of a COCO-style Human3.6M file with ``keypoints_3d`` (a malformed file,
+    an unknown subject or camera: DataError naming the annotation)."""
+    data = read_json(path, "Human3.6M annotations")
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
+            or not isinstance(data.get("annotations"), list):
+        raise DataError(f"{path}: expected a COCO-style object with 'images' and 'annotations' lists")
+    serials = {c["id"]: k + 1 for k, c in enumerate(h36m_cameras()["S1"])}
+    images = {}
+    for i, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or "id" not in im:
+            raise DataError(f"{path}: images[{i}]: needs an 'id'")
+        images[im["id"]] = im
+    poses = []
+    for i, an in enumerate(data["annotations"]):
+        where = f"{path}: annotations[{i}]"
+        if not isinstance(an, dict) or an.get("image_id") not in images:
+            raise DataError(f"{where}: needs an 'image_id' naming one of the images")
+        im = images[an["image_id"]]
+        m = H36M_IMAGE_NAME.match(str(im.get("file_name", "")))
+        if m is None:
+            raise DataError(f"{where}: image file name {str(im.get('file_name'))!r:.80} is not "
+                            "S<subject>_<action>.<camera serial>_<frame>.jpg")
+        subject, serial = int(m.group(1)), m.group(2)
+        if subject not in CALIBRATED_SUBJECTS or serial not in serials:
+            raise DataError(f"{where}: subject S{subject} / camera {serial} has no published calibration "
+                            f"(subjects {list(CALIBRATED_SUBJECTS)}, cameras {sorted(serials)})")
+        try:
+            kp = np.asarray(an["keypoints"], dtype=np.float64).reshape(17, 3)[:, :2]
+            k3 = np.asarray(an["keypoints_3d"], dtype=np.float64).reshape(17, 4)[:, :3]
+            size = (int(im["width"]), int(im["height"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{where}: needs 'keypoints' (17 x [u, v, v]), 'keypoints_3d' (17 x [x, y, z, v], m) "
+                            f"and the image's 'width' / 'height' ({exc})") from None
+        if not (np.isfinite(kp).all() and np.isfinite(k3).all()):
+            raise DataError(f"{where}: non-finite keypoints")
+        poses.append(H36MPose(str(im["file_name"]), k3, kp, size, subject, serials[serial]))
+    if not poses:
+        raise DataError(f"{path}: no annotations")
+    return poses
+
+
+def h36m_views(poses: Sequence[H36MPose]):
+    """Every pose through each of its subject's four cameras.
+
+    Returns ``(pixels [V, 17, 2], image_size [V, 2], truth [V, 17, 3] metres in the camera frame,
+    own [V] bool (the pose's own image, with the file's pixels), reprojection_px [P])``.
+    """
+    px, sizes, truth, own, reproj = [], [], [], [], []
+    for p in poses:
+        for cam in sorted(IMAGE_SIZES):
+            c = pose2mesh_camera(p.subject, cam)
+            Xc = p.world * 1000.0 @ np.asarray(c["R"]).T + np.asarray(c["t"])
+            uv = Xc[:, :2] / Xc[:, 2:] * np.asarray(c["f"]) + np.asarray(c["c"])
+            if cam == p.camera:
+                reproj.append(float(np.linalg.norm(uv - p.pixels, axis=-1).max()))
+                uv, size = p.pixels, p.image_size
+            else:
+                size = IMAGE_SIZES[cam]
+            px.append(uv)
+            sizes.append(size)
+            truth.append(Xc / 1000.0)
+            own.append(cam == p.camera)
+    return (np.stack(px), np.asarray(sizes, dtype=np.float64), np.stack(truth), np.asarray(own),
+            np.asarray(reproj))
+
+
+def score_h36m(pred: np.ndarray, truth: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Per view MPJPE and PA-MPJPE (mm) on the 17 joints, pelvis-relative (the Human3.6M protocol)."""
+    p_t = torch.from_numpy(pred - pred[:, :1])
+    g_t = torch.from_numpy(truth - truth[:, :1])
+    return mpjpe(p_t, g_t, root=None).numpy(), pa_mpjpe(p_t, g_t).numpy()
+
+
+def check_h36m(lifter, path: Path) -> Dict[str, object]:
+    """Lift the poses of a Human3.6M annotation file from their own images and from all four cameras."""
+    poses = read_h36m_frames(path)
+    px, sizes, truth, own, reproj = h36m_views(poses)
+    pred = np.asarray(lifter(px, image_size=sizes, keypoint_format="h36m"), dtype=np.float64)
+    e, pa = score_h36m(pred, truth)
+    return {"poses": len(poses), "views": int(len(e)), "images": [p.name for p in poses],
+            "own_view": {"MPJPE": float(e[own].mean()), "PA-MPJPE": float(pa[own].mean())},
+            "all_cameras": {"MPJPE": float(e.mean()), "PA-MPJPE": float(pa.mean())},
+            "per_view_mpjpe": [round(float(v), 1) for v in e],
+            "reprojection_px_max": float(reproj.max()),
+            "asymmetry": asymmetry_summary(bone_asymmetry(pred)),
+            "truth_asymmetry": asymmetry_summary(bone_asymmetry(truth))}
+
+
 # ----------------------------------------------------------------------------- the check
 def panoptic_views(sequences, num_cameras: int, min_confidence: float = DEFAULT_MIN_CONFIDENCE):
     """Every (body, camera) view that shows the whole body inside the image.
@@ -302,9 +422,11 @@ def check_coco(lifter, path: Path) -> Dict[str, object]:
 
 
 def evaluate(lifter, panoptic: Optional[Path], coco: Optional[Path], num_cameras: int = 31,
-             min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Dict[str, object]:
+             min_confidence: float = DEFAULT_MIN_CONFIDENCE, h36m: Optional[Path] = None) -> Dict[str, object]:
     """The figures of a :class:`Lifter` (or anything with its ``__call__`` / ``lift_file``)."""
     out: Dict[str, object] = {}
+    if h36m is not None:
+        out["h36m"] = check_h36m(lifter, h36m)
     if panoptic is not None:
         seqs = load_panoptic(panoptic)
         px, sizes, truth, info = panoptic_views(seqs, num_cameras, min_confidence)
@@ -317,14 +439,26 @@ def evaluate(lifter, panoptic: Optional[Path], coco: Optional[Path], num_cameras
 
 def run(checkpoint: Path, panoptic: Optional[Path], coco: Optional[Path], num_cameras: int = 31,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE, device: str = "cpu",
-        symmetric_bones: Optional[bool] = None) -> Dict[str, object]:
-    lifter = lifter_class().from_checkpoint(checkpoint, device=device, symmetric_bones=symmetric_bones)
-    return {"checkpoint": str(checkpoint), "symmetric_bones": lifter.symmetric_bones,
-            **evaluate(lifter, panoptic, coco, num_cameras, min_confidence)}
+        symmetric_bones: Optional[bool] = None, h36m: Optional[Path] = None,
+        flip_test: Optional[bool] = None) -> Dict[str, object]:
+    lifter = lifter_class().from_checkpoint(checkpoint, device=device, symmetric_bones=symmetric_bones,
+                                            flip_test=flip_test)
+    return {"checkpoint": str(checkpoint), "symmetric_bones": lifter.symmetric_bones, "flip_test": lifter.flip_test,
+            **evaluate(lifter, panoptic, coco, num_cameras, min_confidence, h36m)}
 
 
 def report(res: Dict[str, object]) -> str:
-    lines = [f"checkpoint: {res['checkpoint']}" + (" (lifted with symmetric_bones)" if res.get("symmetric_bones") else "")]
+    how = [k for k in ("symmetric_bones", "flip_test") if res.get(k)]
+    lines = [f"checkpoint: {res['checkpoint']}" + (f" (lifted with {', '.join(how)})" if how else "")]
+    h = res.get("h36m")
+    if h:
+        lines.append(f"Human3.6M: {h['poses']} poses ({', '.join(h['images'])}); the file's pixels are within "
+                     f"{h['reprojection_px_max']:.1f} px of the published cameras' projection")
+        lines.append(f"  own images: MPJPE {h['own_view']['MPJPE']:.1f} mm, PA-MPJPE {h['own_view']['PA-MPJPE']:.1f} mm; "
+                     f"all {h['views']} views (4 cameras each): MPJPE {h['all_cameras']['MPJPE']:.1f} mm, "
+                     f"PA-MPJPE {h['all_cameras']['PA-MPJPE']:.1f} mm (17 joints, pelvis-relative)")
+        lines.append(f"  L/R bone asymmetry of the lifted poses: median {h['asymmetry']['median_pct']:.1f}% "
+                     f"(truth: {h['truth_asymmetry']['median_pct']:.1f}%)")
     p = res.get("panoptic")
     if p:
         lines.append(f"Panoptic ({', '.join(p['sequences'])}): {p['bodies_scored']}/{p['bodies']} bodies scored, "
@@ -350,20 +484,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--checkpoint", type=Path, required=True)
     ap.add_argument("--panoptic", type=Path, help="folder of Panoptic sequences (<seq>/hdPose3d_stage1_coco19/...)")
     ap.add_argument("--coco", type=Path, help="COCO keypoint annotation JSON (e.g. test_coco.json)")
+    ap.add_argument("--h36m", type=Path, help="Human3.6M frames as COCO-style JSON with keypoints_3d "
+                                              "(e.g. MMPose's tests/data/h36m/h36m_coco.json)")
     ap.add_argument("--cameras", type=int, default=31, help="HD cameras per sequence (0 = all; default 31)")
     ap.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--symmetric-bones", action=argparse.BooleanOptionalAction, default=None,
                     help="lift with Lifter(symmetric_bones=True / False) (hgn_pyg.lift --[no-]symmetric-bones); "
                          "default: what the checkpoint records")
+    ap.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
+                    help="lift with Lifter(flip_test=True / False) (hgn_pyg.lift --[no-]flip-test); "
+                         "default: what the checkpoint records")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    if args.panoptic is None and args.coco is None:
-        ap.error("give --panoptic DIR and/or --coco FILE")
+    if args.panoptic is None and args.coco is None and args.h36m is None:
+        ap.error("give --panoptic DIR, --h36m FILE and/or --coco FILE")
     try:
         res = run(args.checkpoint, args.panoptic, args.coco, args.cameras, args.min_confidence, args.device,
-                  args.symmetric_bones)
+                  args.symmetric_bones, args.h36m, args.flip_test)
     except (DataError, CheckpointError) as exc:
         print(f"real_check: {exc}", file=sys.stderr)
         return 2

@@ -159,7 +159,7 @@ def _evaluate_run(ckpt: Path, sets: Dict[str, object], conditions: Sequence[str]
     out = {}
     for cond in conditions:
         loader = make_loader(sets[cond], cfg.TEST.batch_size)
-        res = evaluate(model, loader, torch.device("cpu"), symmetric_bones=cfg.TEST.symmetric_bones)
+        res = evaluate(model, loader, torch.device("cpu"), **build.test_options(cfg))
         out[cond] = {"MPJPE": res["MPJPE"], "PA-MPJPE": res["PA-MPJPE"],
                      "num_samples": res.get("num_samples")}
         log.info("%s on %s: MPJPE %.2f mm, PA-MPJPE %.2f mm", ckpt.parents[2].name, cond,

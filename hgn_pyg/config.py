@@ -244,7 +244,9 @@ class TestConfig:
     with equal left and right bones (:func:`hgn_pyg.data.kinematics.symmetric_bones` on the
     network's output), and record in the checkpoint that lifting should do the same
     (:class:`hgn_pyg.inference.Lifter`'s default for it; ``False``: the published protocol, the
-    network's output as it is).
+    network's output as it is).  ``flip_test``: evaluate the mean of the network's answer and the
+    mirrored answer for the mirrored input (:mod:`hgn_pyg.models.flip`), and record in the
+    checkpoint that lifting should do the same (``False``: the published protocol).
     """
 
     batch_size: int = 64
@@ -254,6 +256,7 @@ class TestConfig:
     vis_samples: int = 4
     max_samples: int = 0
     symmetric_bones: bool = False
+    flip_test: bool = False
 
 
 @dataclass

@@ -167,15 +167,16 @@ def test_new_run_never_touches_existing_folders(data, reference, tmp_path):
     out = reference.parent
     before = {p: p.stat().st_mtime_ns for p in reference.rglob("*") if p.is_file()}
     names = listing(out)
-    cli("hgn_pyg.train", base_args(data, out) + ["--set", "TRAIN.end_epoch=1", "--set", "TEST.symmetric_bones=true"],
-        cwd=tmp_path)
+    cli("hgn_pyg.train", base_args(data, out) + ["--set", "TRAIN.end_epoch=1", "--set", "TEST.symmetric_bones=true",
+                                                 "--set", "TEST.flip_test=true"], cwd=tmp_path)
     new = new_exp(out, names)
     assert new != reference and (new / "results.json").is_file()
     assert before == {p: p.stat().st_mtime_ns for p in reference.rglob("*") if p.is_file()}
-    # TEST.symmetric_bones is recorded in the checkpoint as the lifter's default (absent otherwise)
+    # TEST.symmetric_bones / TEST.flip_test are recorded in the checkpoint as the lifter's defaults
+    # (absent otherwise)
     for exp, want in ((new, True), (reference, None)):
         ckpt = torch.load(exp / "checkpoint" / "last.pth.tar", map_location="cpu", weights_only=True)
-        assert ckpt["output"].get("symmetric_bones") is want
+        assert ckpt["output"].get("symmetric_bones") is want and ckpt["output"].get("flip_test") is want
 
 
 def test_torchrun_two_cpu_processes(data, tmp_path):

@@ -171,3 +171,38 @@ def test_evaluation_with_symmetric_bones_scores_the_symmetrised_poses():
     want = np.linalg.norm(ref - gt, axis=-1).mean() * 1000
     assert abs(sym["MPJPE"] - want) < 1e-3
     assert abs(plain["MPJPE"] - want) > 0.1  # the random model is lopsided: the option acts
+
+
+def test_evaluation_with_flip_test_scores_the_flip_averaged_poses():
+    """``TEST.flip_test`` (``flip_pairs``): the evaluator scores the mean of the model's output and
+    the mirrored output for the mirrored input. Reference in NumPy: the input mirrored by hand
+    (``x -> -x``, Human3.6M's left/right joints swapped by index), the mean, MPJPE (tolerance
+    1e-3 mm: float32 model output); :func:`build.test_options` gives the pairs of a configuration."""
+    import numpy as np
+
+    from hgn_pyg.engine.build import test_options
+    from hgn_pyg.graphs.skeleton import H36M
+
+    torch.manual_seed(0)
+    model = Recorder().eval()
+    data = dataset(12, 3)
+    pairs = (H36M.flip_pairs, H36M.flip_pairs)
+    flip = evaluate(model, make_loader(data, 5), torch.device("cpu"), flip_pairs=pairs)
+    swap = [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13]
+    x = data.tensors()["input_2d"].double().numpy()
+    xm = x[:, swap].copy()
+    xm[..., 0] *= -1
+    with torch.no_grad():
+        a = model(torch.from_numpy(x).float()).joints.double().numpy()
+        b = model(torch.from_numpy(xm).float()).joints.double().numpy()[:, swap]
+    b[..., 0] *= -1
+    pred = (a + b) / 2
+    pred = pred - pred[:, :1]
+    gt = data.tensors()["joints_3d"].double().numpy()
+    want = np.linalg.norm(pred - gt, axis=-1).mean() * 1000
+    assert abs(flip["MPJPE"] - want) < 1e-3
+    plain = evaluate(model, make_loader(data, 5), torch.device("cpu"))
+    assert abs(plain["MPJPE"] - want) > 0.1  # the linear model is not mirror-equivariant: the option acts
+    cfg = apply_overrides(Config(), ["TEST.flip_test=true", "TEST.symmetric_bones=true"])
+    assert test_options(cfg) == {"symmetric_bones": True, "flip_pairs": pairs}
+    assert test_options(Config()) == {"symmetric_bones": False, "flip_pairs": None}

@@ -272,17 +272,105 @@ def test_symmetric_bones_default_comes_from_the_checkpoint(ckpt, tmp_path, capsy
     np.testing.assert_allclose(exported(uv, image_size=(W, H)), want, atol=1e-4)
 
 
-def test_symmetric_bones_field_must_be_boolean(ckpt, tmp_path):
+@pytest.mark.parametrize("field", ["symmetric_bones", "flip_test"])
+def test_output_option_fields_must_be_boolean(ckpt, tmp_path, field):
     from hgn_pyg.errors import CheckpointError
 
     path, model = ckpt
     bad = tmp_path / "bad.pt"
     record = inference_record(SECTION, _hierarchy())
-    record["output"]["symmetric_bones"] = "yes"
+    record["output"][field] = "yes"
     torch.save({"format": "hgn_pyg", "version": CHECKPOINT_VERSION, "model": model.state_dict(),
                 "config": {"MODEL": SECTION}, **record}, bad)
-    with pytest.raises(CheckpointError, match="output.symmetric_bones"):
+    with pytest.raises(CheckpointError, match=f"output.{field}"):
         Lifter.from_checkpoint(bad, device="cpu")
+
+
+def _mirror_by_name(a: np.ndarray, names, width: float = 0.0) -> np.ndarray:
+    """Independent mirror: ``x -> width - x`` and every ``L_*`` / ``R_*`` (``left_*`` / ``right_*``)
+    joint swapped with its twin, found by name."""
+    def twin(n):
+        for l, r in (("L_", "R_"), ("left_", "right_")):
+            if n.startswith(l):
+                return r + n[len(l):]
+            if n.startswith(r):
+                return l + n[len(r):]
+        return n
+    out = a[..., [list(names).index(twin(n)) for n in names], :].copy()
+    out[..., 0] = width - out[..., 0]
+    return out
+
+
+def test_flip_test_is_the_mean_with_the_mirrored_lift(ckpt, tmp_path, capsys):
+    """``flip_test=True`` (and ``--flip-test``) returns the mean of the plain lift and the mirror of
+    the plain lift of the mirrored pixels (``u -> W - u``, left/right swapped by name): an
+    independent NumPy computation from two plain lifts (tolerance 1e-5 m); for H36M and COCO input;
+    meshes are the plain ones."""
+    from hgn_pyg.graphs.skeleton import COCO17, H36M
+
+    path, model = ckpt
+    plain = Lifter.from_checkpoint(path, device="cpu")
+    flip = Lifter.from_checkpoint(path, device="cpu", flip_test=True)
+    assert flip.flip_test and not plain.flip_test
+    uv = _pixels(5)
+    want = (plain(uv, image_size=(W, H))
+            + _mirror_by_name(plain(_mirror_by_name(uv, H36M.joint_names, W), image_size=(W, H)), H36M.joint_names)) / 2
+    got = flip(uv, image_size=(W, H))
+    np.testing.assert_allclose(got, want, atol=TOL)
+    assert not np.allclose(got, plain(uv, image_size=(W, H)), atol=1e-4)  # the random model is not mirror-equivariant
+    coco = np.random.default_rng(1).uniform(200, 800, (4, 17, 2))
+    want_c = (plain(coco, image_size=(W, H), keypoint_format="coco")
+              + _mirror_by_name(plain(_mirror_by_name(coco, COCO17.joint_names, W), image_size=(W, H),
+                                      keypoint_format="coco"), H36M.joint_names)) / 2
+    np.testing.assert_allclose(flip(coco, image_size=(W, H), keypoint_format="coco"), want_c, atol=TOL)
+    j, meshes = flip(uv, image_size=(W, H), return_meshes=True)
+    _, plain_meshes = plain(uv, image_size=(W, H), return_meshes=True)
+    np.testing.assert_allclose(j, want, atol=TOL)
+    for a, b in zip(meshes, plain_meshes):
+        np.testing.assert_allclose(a, b, atol=TOL)
+    np.save(tmp_path / "kp.npy", uv)
+    rc, _, err = _cli(["--checkpoint", path, "--keypoints", tmp_path / "kp.npy", "--format", "h36m",
+                       "--image-size", W, H, "--out", tmp_path / "o", "--device", "cpu", "--flip-test"], capsys)
+    assert rc == 0, err
+    np.testing.assert_allclose(np.load(tmp_path / "o" / "poses_3d.npz")["joints_3d"], want, atol=TOL)
+    assert json.loads((tmp_path / "o" / "poses_3d.json").read_text())["flip_test"] is True
+
+
+def test_flip_test_default_comes_from_the_checkpoint(ckpt, tmp_path, capsys):
+    """A checkpoint written with ``TEST.flip_test: true`` (``output["flip_test"]``) lifts with flip
+    averaging unless told otherwise (``flip_test=False`` / ``--no-flip-test``); exported lifters
+    carry it."""
+    from hgn_pyg.inference.export import export_model
+
+    path, model = ckpt
+    record = inference_record(SECTION, _hierarchy(), faces=icosphere(3)[1], flip_test=True)
+    assert record["output"]["flip_test"] is True and "symmetric_bones" not in record["output"]
+    assert "flip_test" not in inference_record(SECTION, _hierarchy())["output"]
+    flip_path = tmp_path / "flip.pt"
+    torch.save({"format": "hgn_pyg", "version": CHECKPOINT_VERSION, "model": model.state_dict(),
+                "config": {"MODEL": SECTION}, **record}, flip_path)
+    uv = _pixels(5)
+    want = Lifter.from_checkpoint(path, device="cpu", flip_test=True)(uv, image_size=(W, H))
+    plain = Lifter.from_checkpoint(path, device="cpu")(uv, image_size=(W, H))
+    default = Lifter.from_checkpoint(flip_path, device="cpu")
+    assert default.flip_test and not default.symmetric_bones
+    np.testing.assert_allclose(default(uv, image_size=(W, H)), want, atol=TOL)
+    np.save(tmp_path / "kp.npy", uv)
+    for flag, expect, ref in (([], True, want), (["--no-flip-test"], False, plain)):
+        out = tmp_path / f"o{len(flag)}"
+        rc, _, err = _cli(["--checkpoint", flip_path, "--keypoints", tmp_path / "kp.npy", "--format", "h36m",
+                           "--image-size", W, H, "--out", out, "--device", "cpu", *flag], capsys)
+        assert rc == 0, err
+        assert json.loads((out / "poses_3d.json").read_text())["flip_test"] is expect
+        np.testing.assert_allclose(np.load(out / "poses_3d.npz")["joints_3d"], ref, atol=TOL)
+    pytest.importorskip("onnxruntime")
+    from hgn_pyg.models import load_model
+
+    onnx_path = export_model(*load_model(str(flip_path), map_location="cpu"), "onnx", tmp_path / "flip.onnx",
+                             exporter="legacy", check=False)
+    exported = Lifter.from_checkpoint(onnx_path)
+    assert exported.flip_test
+    np.testing.assert_allclose(exported(uv, image_size=(W, H)), want, atol=1e-4)
 
 
 def _hierarchy():

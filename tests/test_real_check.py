@@ -247,3 +247,109 @@ def test_cli_end_to_end(panoptic, tmp_path, capsys):
     assert res["coco"]["num_pairs"] == 4
     assert rc.main(["--checkpoint", str(tmp_path / "nope.pt"), "--coco", str(coco)]) == 2
     assert "nope.pt" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- Human3.6M frames
+def _quat_matrix(q):
+    """Rotation of a unit quaternion (w, x, y, z), written out by hand."""
+    w, x, y, z = np.asarray(q, float) / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+
+
+def _h36m_view(world_m, cam):
+    """Camera-frame joints (m) and pixels of world joints through a VideoPose3D-layout camera
+    (orientation = camera -> world, translation = camera position, m), pinhole."""
+    xc = (world_m - cam["translation"]) @ _quat_matrix(cam["orientation"])
+    return xc, xc[:, :2] / xc[:, 2:] * cam["focal_length"] + cam["center"]
+
+
+@pytest.fixture
+def h36m_file(tmp_path):
+    """Two made-up poses (not Human3.6M data) of S9 and S11 seen by cameras 55011271 and 60457274,
+    written as MMPose's COCO-style Human3.6M file; the second pose's own pixels 2 px off at one joint."""
+    from hgn_pyg.data.h36m_calibration import h36m_cameras
+
+    rng = np.random.default_rng(5)
+    template = np.array([[0, 0, .9], [-.13, 0, .9], [-.13, .02, .48], [-.13, .05, .05], [.13, 0, .9],
+                         [.13, .02, .48], [.13, .05, .05], [0, 0, 1.13], [0, 0, 1.39], [0, -.08, 1.5],
+                         [0, 0, 1.62], [.15, 0, 1.36], [.2, 0, 1.08], [.22, -.1, .85], [-.15, 0, 1.36],
+                         [-.2, 0, 1.08], [-.22, -.1, .85]])
+    cams = h36m_cameras()
+    poses, images, anns, truth = [], [], [], {}
+    for i, (subject, slot, serial) in enumerate(((9, 1, "55011271"), (11, 3, "60457274"))):
+        world = template + rng.normal(0, 0.03, template.shape) + np.array([0.4 * i, -0.3, 0])
+        for k, cam in enumerate(cams[f"S{subject}"]):
+            xc, uv = _h36m_view(world, cam)
+            if k == slot:
+                own = uv.copy()
+                if i == 1:
+                    own[13, 1] += 2.0
+                uv = own
+            truth[tuple(np.round(uv, 3).ravel())] = xc
+        images.append({"id": i + 1, "file_name": f"S{subject}_Walking_1.{serial}_00{i}.jpg",
+                       "width": 1000, "height": 1000})
+        anns.append({"id": i + 1, "image_id": i + 1,
+                     "keypoints": np.concatenate([own, np.ones((17, 1))], 1).ravel().tolist(),
+                     "keypoints_3d": np.concatenate([world, np.ones((17, 1))], 1).ravel().tolist()})
+    path = tmp_path / "h36m_coco.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns}))
+    return path, truth
+
+
+class _PerfectH36MLifter:
+    def __init__(self, table, error=None):
+        self.table, self.error = table, error
+
+    def __call__(self, px, image_size=None, keypoint_format="coco"):
+        assert keypoint_format == "h36m" and px.shape[1:] == (17, 2)
+        out = [self.table[tuple(np.round(v, 3).ravel())] + np.array([0.1, 0.2, 5.0]) for v in px]
+        return np.stack(out) + (0 if self.error is None else self.error)
+
+
+def test_h36m_frames_perfect_lifter_and_known_errors(h36m_file):
+    path, table = h36m_file
+    res = rc.check_h36m(_PerfectH36MLifter(table), path)
+    assert res["poses"] == 2 and res["views"] == 8
+    for part in ("own_view", "all_cameras"):
+        assert res[part]["MPJPE"] == pytest.approx(0.0, abs=1e-6)
+        assert res[part]["PA-MPJPE"] == pytest.approx(0.0, abs=1e-6)
+    assert res["reprojection_px_max"] == pytest.approx(2.0, abs=1e-6)
+    err = np.zeros((17, 3))
+    err[H["R_Wrist"], 2] = 0.17  # 170 mm at one of 17 joints: 10 mm MPJPE
+    res = rc.check_h36m(_PerfectH36MLifter(table, err), path)
+    assert res["all_cameras"]["MPJPE"] == pytest.approx(10.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda d: d["images"][0].update(file_name="walking.jpg"), r"annotations\[0\]: image file name"),
+    (lambda d: d["images"][1].update(file_name="S2_Walking.60457274_001.jpg"), r"annotations\[1\].*S2"),
+    (lambda d: d["images"][0].update(file_name="S9_Walking.12345678_001.jpg"), r"camera 12345678"),
+    (lambda d: d["annotations"][1].update(keypoints_3d=[1, 2, 3]), r"annotations\[1\]: needs 'keypoints'"),
+    (lambda d: d["annotations"][0].update(image_id=7), r"annotations\[0\]: needs an 'image_id'"),
+    (lambda d: d.pop("images"), "COCO-style"),
+])
+def test_h36m_bad_files_are_named(h36m_file, edit, match):
+    path, _ = h36m_file
+    d = json.loads(path.read_text())
+    edit(d)
+    path.write_text(json.dumps(d))
+    with pytest.raises(DataError, match=match):
+        rc.read_h36m_frames(path)
+
+
+def test_cli_h36m_and_flip_test(h36m_file, tmp_path):
+    """``--h36m`` on a random-weight checkpoint: finite figures in the JSON; ``--flip-test`` is
+    recorded and changes the lift."""
+    path, _ = h36m_file
+    ck = _checkpoint(tmp_path)
+    runs = {}
+    for flag in ("--no-flip-test", "--flip-test"):
+        out = tmp_path / f"{flag}.json"
+        assert rc.main(["--checkpoint", str(ck), "--h36m", str(path), flag, "--json", str(out)]) == 0
+        runs[flag] = json.loads(out.read_text())
+    assert runs["--flip-test"]["flip_test"] is True and runs["--no-flip-test"]["flip_test"] is False
+    a, b = runs["--no-flip-test"]["h36m"], runs["--flip-test"]["h36m"]
+    assert np.isfinite(a["all_cameras"]["MPJPE"]) and a["views"] == 8
+    assert a["all_cameras"]["MPJPE"] != b["all_cameras"]["MPJPE"]

@@ -134,8 +134,7 @@ def run_test(cfg, checkpoint: Optional[str] = None, out: Optional[str] = None) -
         if mean_pose is None:
             log.info("computing the training mean pose for the baseline")
             mean_pose = build.train_mean_pose(run.train_set)
-        results = evaluate(model, loader, device, progress=cfg.EXPERIMENT.progress,
-                           symmetric_bones=cfg.TEST.symmetric_bones)
+        results = evaluate(model, loader, device, progress=cfg.EXPERIMENT.progress, **build.test_options(cfg))
         baseline = mean_pose_baseline(mean_pose, loader)
         results["baseline"] = baseline
         results["checkpoint"] = str(ckpt_path)

@@ -1,6 +1,6 @@
 """Lift 2D keypoints to 3D: ``python -m hgn_pyg.lift --checkpoint CKPT --keypoints FILE
 [--format auto|h36m|coco|mmpose|videopose3d] [--image-size W H | --normalized] [--min-score S]
-[--symmetric-bones | --no-symmetric-bones]
+[--symmetric-bones | --no-symmetric-bones] [--flip-test | --no-flip-test]
 [--out DIR] [--render] [--overwrite] [--device DEV] [--batch-size N] [--debug]``.
 
 Reads the keypoint file (formats: :mod:`hgn_pyg.inference.keypoint_files`), lifts every person's track
@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"keypoints scored below this count as missing (default {DEFAULT_MIN_SCORE})")
     p.add_argument("--symmetric-bones", action=argparse.BooleanOptionalAction, default=None,
                    help="give each lifted pose equal left and right bone lengths (directions kept; "
+                        "docs/lifting.md); default: what the checkpoint records (on for the main job's)")
+    p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
+                   help="average each pose with the mirrored lift of its mirror image (twice the work; "
                         "docs/lifting.md); default: what the checkpoint records (on for the main job's)")
     p.add_argument("--out", metavar="DIR", default="lift_output", help="output folder (default: lift_output)")
     p.add_argument("--render", action="store_true", help="also write a GIF and a PNG contact sheet")
@@ -249,7 +252,8 @@ def _run(args: argparse.Namespace) -> int:
         if taken:
             raise ConfigError(f"--out {out}: already holds {', '.join(taken)}; choose another folder or --overwrite")
     lifter = Lifter.from_checkpoint(args.checkpoint, device=args.device, batch_size=args.batch_size,
-                                    min_score=args.min_score, symmetric_bones=args.symmetric_bones)
+                                    min_score=args.min_score, symmetric_bones=args.symmetric_bones,
+                                    flip_test=args.flip_test)
     info = lifter.info
     joint_names = list(info.joint_names) if info is not None and info.joint_names else None
     if not joint_names:
@@ -258,6 +262,7 @@ def _run(args: argparse.Namespace) -> int:
             "keypoint_format": kfile.keypoint_format, "joint_names": joint_names, "units": "m",
             "frame": "camera", "root_relative": True, "root_joint": joint_names[0],
             "min_score": float(args.min_score), "symmetric_bones": bool(lifter.symmetric_bones),
+            "flip_test": bool(lifter.flip_test),
             "num_poses": int(kfile.num_frames)}
     created = not os.path.lexists(out)
     try:

@@ -292,7 +292,17 @@ def model_record(cfg: Config, hierarchy, body=None) -> Dict[str, Any]:
     reg = getattr(body, "h36m_regressor", None) if cfg.MODEL.fusion == "pool" else None
     return inference_record(model_section(cfg), hierarchy, faces=np.asarray(body.faces, dtype=np.int64),
                             joint_regressor=reg, input_format=INPUT_FORMATS[cfg.DATASET.input_joint_set],
-                            symmetric_bones=cfg.TEST.symmetric_bones)
+                            symmetric_bones=cfg.TEST.symmetric_bones, flip_test=cfg.TEST.flip_test)
+
+
+def test_options(cfg: Config) -> Dict[str, Any]:
+    """The keyword arguments of :func:`hgn_pyg.engine.evaluator.evaluate` that ``TEST`` sets:
+    ``symmetric_bones`` and, with ``TEST.flip_test``, ``flip_pairs`` (the left/right pairs of the
+    input keypoints and of the predicted joints)."""
+    pairs = None
+    if cfg.TEST.flip_test:
+        pairs = (SKELETONS[cfg.DATASET.input_joint_set].flip_pairs, SKELETONS[cfg.DATASET.target_joint_set].flip_pairs)
+    return {"symmetric_bones": cfg.TEST.symmetric_bones, "flip_pairs": pairs}
 
 
 def build_loss(cfg: Config, hierarchy):

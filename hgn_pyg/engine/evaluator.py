@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from hgn_pyg.data.augment import model_input
 from hgn_pyg.data.kinematics import symmetric_h36m
 from hgn_pyg.engine.build import collate
 from hgn_pyg.engine.metrics import ACTIONS, MetricAccumulator, mpjpe
+from hgn_pyg.models.flip import merge_mirrored, with_mirror
 from hgn_pyg.engine.vis import level_edges, save_obj, save_pose_png
 
 __all__ = ["evaluate", "mean_pose_baseline", "write_vis", "make_loader"]
@@ -45,18 +46,28 @@ def _root_relative(j: Tensor) -> Tensor:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, progress: bool = False,
-             desc: str = "test", symmetric_bones: bool = False) -> Dict[str, object]:
+             desc: str = "test", symmetric_bones: bool = False,
+             flip_pairs: Optional[Tuple[Sequence[Tuple[int, int]], Sequence[Tuple[int, int]]]] = None
+             ) -> Dict[str, object]:
     """Run ``model`` over ``loader`` (eval mode) and summarise the errors (``results.json`` layout).
     ``symmetric_bones``: score the predicted poses with equal left and right bones
-    (``TEST.symmetric_bones``; :func:`hgn_pyg.data.kinematics.symmetric_bones`, as the lifter does)."""
+    (``TEST.symmetric_bones``; :func:`hgn_pyg.data.kinematics.symmetric_bones`, as the lifter does).
+    ``flip_pairs``: ``(input pairs, output pairs)`` to score the flip-averaged poses
+    (``TEST.flip_test``; :mod:`hgn_pyg.models.flip`, as the lifter does); ``None``: the plain output.
+    :func:`hgn_pyg.engine.build.test_options` gives both from a configuration."""
     was_training = model.training
     model.eval()
     acc = MetricAccumulator(ACTIONS)
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True, mininterval=_progress_interval())
     in_channels = getattr(model, "in_channels", 2)
     for batch in bar:
-        out = model(model_input(batch.input_2d, batch.score_2d, in_channels).to(device))
+        inp = model_input(batch.input_2d, batch.score_2d, in_channels).to(device)
+        if flip_pairs is not None:
+            inp = with_mirror(inp, flip_pairs[0])
+        out = model(inp)
         joints = out.joints if hasattr(out, "joints") else out[0]
+        if flip_pairs is not None:
+            joints = merge_mirrored(joints, flip_pairs[1])
         pred = _root_relative(joints.float().cpu())
         if symmetric_bones:
             pred = symmetric_h36m(pred)

@@ -38,7 +38,7 @@ from torch.utils.data import Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from hgn_pyg.data.augment import KeypointAugmentation, PoseViewAugmentation, model_input
-from hgn_pyg.engine.build import load_state, resolve_device, train_mean_pose
+from hgn_pyg.engine.build import load_state, resolve_device, test_options, train_mean_pose
 from hgn_pyg.engine.distributed import DistContext
 from hgn_pyg.engine.evaluator import _progress_interval, evaluate, make_loader, mean_pose_baseline, write_vis
 from hgn_pyg.engine.metrics import mpjpe
@@ -351,7 +351,7 @@ class Trainer:
             is_best = False
             if evaluated and self.ctx.is_main:
                 res = evaluate(self.model, self.test_loader, self.device, progress=self.progress,
-                               symmetric_bones=self.cfg.TEST.symmetric_bones)
+                               **test_options(self.cfg))
                 self.last_eval = res
                 row["test_mpjpe"], row["test_pa_mpjpe"] = res["MPJPE"], res["PA-MPJPE"]
                 row["test_mpjpe_action_mean"] = res["MPJPE_action_mean"]
@@ -395,8 +395,7 @@ class Trainer:
         the best epoch's (:data:`BEST_RULE`) in ``best`` (``null`` when no epoch after epoch 0
         beat every earlier one), the mean-pose baseline and the checkpoint paths."""
         if self.last_eval is None and self.ctx.is_main:
-            self.last_eval = evaluate(self.model, self.test_loader, self.device,
-                                      symmetric_bones=self.cfg.TEST.symmetric_bones)
+            self.last_eval = evaluate(self.model, self.test_loader, self.device, **test_options(self.cfg))
         last = dict(self.last_eval or {})
         res = dict(last)
         best = None

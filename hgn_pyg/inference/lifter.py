@@ -32,11 +32,12 @@ from hgn_pyg.data.keypoints import DEFAULT_MIN_SCORE, FORMAT_JOINT_SETS, apply_m
 from hgn_pyg.engine import build
 from hgn_pyg.engine.evaluator import _progress_interval
 from hgn_pyg.errors import CheckpointError, ConfigError, DataError
-from hgn_pyg.graphs.skeleton import H36M
+from hgn_pyg.graphs.skeleton import H36M, SKELETONS
 from hgn_pyg.inference.exported import ExportedModel, is_exported, load_exported
 from hgn_pyg.models import load_model
 from hgn_pyg.models.checkpoint import check_finite_weights
 from hgn_pyg.models.checkpoint_io import is_official_checkpoint, load_checkpoint_file
+from hgn_pyg.models.flip import merge_mirrored, with_mirror
 from hgn_pyg.models.hgn import PREDICT_BLOCK
 
 __all__ = ["Lifter", "LiftResult", "LiftChunk", "NORMALIZED_LIMIT", "DEFAULT_BATCH", "CHUNK_POSES",
@@ -123,6 +124,12 @@ class Lifter:
             return lopsided limbs (docs/real_people.md measures both). ``None`` (default): what the
             checkpoint records (``output["symmetric_bones"]``, written by a training run with
             ``TEST.symmetric_bones: true`` such as the main job), else off.
+        flip_test: lift each pose and its mirror image (left and right swapped, ``x -> -x`` about the
+            image centre) and return the mean of the answer and the mirrored answer
+            (:mod:`hgn_pyg.models.flip`; twice the computation). Coarse meshes
+            (``return_meshes``) are those of the pose itself, pelvis-relative. ``None`` (default): what the
+            checkpoint records (``output["flip_test"]``, written by a training run with
+            ``TEST.flip_test: true`` such as the main job), else off.
 
     Example::
 
@@ -132,7 +139,7 @@ class Lifter:
 
     def __init__(self, model: torch.nn.Module, info=None, device: Optional[Union[str, torch.device]] = None,
                  batch_size: Optional[int] = None, min_score: Optional[float] = None,
-                 symmetric_bones: Optional[bool] = None):
+                 symmetric_bones: Optional[bool] = None, flip_test: Optional[bool] = None):
         #: an exported lifter (:class:`~hgn_pyg.inference.exported.ExportedModel`) runs on the CPU
         self.exported = isinstance(model, ExportedModel)
         if self.exported:
@@ -151,9 +158,10 @@ class Lifter:
             raise ValueError(f"Lifter: batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
         self.min_score = check_min_score(DEFAULT_MIN_SCORE if min_score is None else min_score)
-        if symmetric_bones is None:
-            symmetric_bones = bool((getattr(info, "output", None) or {}).get("symmetric_bones", False))
-        self.symmetric_bones = bool(symmetric_bones)
+        recorded = getattr(info, "output", None) or {}
+        self.symmetric_bones = bool(recorded.get("symmetric_bones", False) if symmetric_bones is None
+                                    else symmetric_bones)
+        self.flip_test = bool(recorded.get("flip_test", False) if flip_test is None else flip_test)
         if self.symmetric_bones and str(getattr(info, "joint_set", None) or "h36m") != H36M.name:
             raise ConfigError(f"Lifter: symmetric_bones needs a model that predicts the {H36M.name} skeleton; "
                               f"this one predicts {info.joint_set!r}")
@@ -164,6 +172,13 @@ class Lifter:
         if self.in_channels not in (2, 3):
             raise CheckpointError(f"Lifter: the model reads {self.in_channels} input channels; (u, v) or "
                                   "(u, v, score) are supported")
+        #: left/right pairs of the model's input keypoints and of its joints (for ``flip_test``)
+        in_set = FORMAT_JOINT_SETS.get(self.input_format)
+        out_set = SKELETONS.get(str(getattr(info, "joint_set", None) or H36M.name))
+        if self.flip_test and (in_set is None or out_set is None):
+            raise ConfigError(f"Lifter: flip_test needs known joint sets; this model reads "
+                              f"{self.input_format!r} keypoints and predicts {getattr(info, 'joint_set', None)!r}")
+        self._flip_pairs = (in_set.flip_pairs, out_set.flip_pairs) if self.flip_test else ((), ())
         #: what errors call the weights (the checkpoint's path when read from one)
         self.source = str(getattr(info, "source", None) or "the model")
         if not self.exported:  # an exported model's output is checked as it is lifted
@@ -341,12 +356,21 @@ class Lifter:
         return joints, (None if meshes is None else tuple(meshes))
 
     def _predict(self, x: torch.Tensor, meshes: bool) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
-        """The model on one batch: ``(joints, real meshes or ())``."""
-        if self.exported:
-            out = self.model(x)
-            return out[0], tuple(out[1:]) if meshes else ()
+        """The model on one batch: ``(joints, real meshes or ())``; with ``flip_test`` the joints are
+        flip-averaged (one pass over the batch and its mirror) and the meshes are the batch's own."""
+        n = len(x)
+        if self.flip_test:
+            x = with_mirror(x, self._flip_pairs[0])
         out = self.model(x)
-        return out.joints, (tuple(self.model.real_meshes(out)) if meshes else ())
+        if self.exported:
+            joints, real = out[0], (tuple(out[1:]) if meshes else ())
+        else:
+            joints, real = out.joints, (tuple(self.model.real_meshes(out)) if meshes else ())
+        if self.flip_test:  # meshes: the pose's own pass, placed so that they stay pelvis-relative
+            merged = merge_mirrored(joints, self._flip_pairs[1])
+            shift = merged[:, :1] - joints[:n, :1]
+            joints, real = merged, tuple(m[:n] + shift for m in real)
+        return joints, real
 
     # ------------------------------------------------------------------ lifting files
     def iter_lift(self, kfile, image_size: Optional[Sequence[float]] = None, normalized: Optional[bool] = None,

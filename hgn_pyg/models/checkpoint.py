@@ -46,6 +46,7 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "INPUT_NORMALIZATION",
     "OUTPUT_CONVENTION",
+    "OUTPUT_OPTIONS",
     "CheckpointInfo",
     "inference_record",
     "check_model_fields",
@@ -64,6 +65,11 @@ CHECKPOINT_VERSION = 2
 INPUT_NORMALIZATION = "uv / W * 2 - [1, H / W]"
 #: What the joints a model predicts mean (Human3.6M convention of the training targets).
 OUTPUT_CONVENTION = {"units": "m", "frame": "camera", "root_relative": True, "root": 0}
+#: How the model's output is to be read, recorded by training (``TEST`` keys of the same names) and
+#: followed by default by :class:`hgn_pyg.inference.Lifter`: ``symmetric_bones`` (equal left/right
+#: bones, :func:`hgn_pyg.data.kinematics.symmetric_bones`), ``flip_test`` (the mean with the lifted
+#: mirror image, :mod:`hgn_pyg.models.flip`). Absent means off.
+OUTPUT_OPTIONS = ("symmetric_bones", "flip_test")
 
 
 @dataclass
@@ -90,7 +96,7 @@ def _input_convention(joint_set: str, in_channels: int) -> Dict[str, Any]:
 
 def inference_record(model_section, hierarchy, faces=None, joint_regressor=None,
                      joint_set: str = "h36m", input_format: Optional[str] = None,
-                     symmetric_bones: bool = False) -> Dict[str, Any]:
+                     symmetric_bones: bool = False, flip_test: bool = False) -> Dict[str, Any]:
     """The keys a checkpoint needs for inference without a body model or data (module docstring).
 
     Args:
@@ -109,7 +115,8 @@ def inference_record(model_section, hierarchy, faces=None, joint_regressor=None,
         "joint_set": joint_set,
         "joint_names": list(SKELETONS[joint_set].joint_names),
         "input": _input_convention(input_format or joint_set, int(opts.get("in_channels", 2))),
-        "output": dict(OUTPUT_CONVENTION, **({"symmetric_bones": True} if symmetric_bones else {})),
+        "output": dict(OUTPUT_CONVENTION, **{k: True for k, on in (("symmetric_bones", symmetric_bones),
+                                                                   ("flip_test", flip_test)) if on}),
         "hierarchy": hierarchy.state_dict(),
         "mesh_faces": {} if faces is None else {lv: hierarchy.coarsen_faces(faces, lv) for lv in levels},
     }
@@ -156,11 +163,12 @@ def check_model_fields(ckpt: Mapping[str, Any], source: str = "checkpoint") -> N
 
 
 def check_output_convention(output: Mapping[str, Any], source: str = "checkpoint") -> None:
-    """The optional ``output["symmetric_bones"]`` must be a boolean (:class:`CheckpointError`)."""
-    flag = output.get("symmetric_bones", False)
-    if not isinstance(flag, bool):
-        raise CheckpointError(f"{source}: field 'output.symmetric_bones' must be true or false, "
-                              f"got {type(flag).__name__} {flag!r:.40}")
+    """The optional :data:`OUTPUT_OPTIONS` of ``output`` must be booleans (:class:`CheckpointError`)."""
+    for key in OUTPUT_OPTIONS:
+        flag = output.get(key, False)
+        if not isinstance(flag, bool):
+            raise CheckpointError(f"{source}: field 'output.{key}' must be true or false, "
+                                  f"got {type(flag).__name__} {flag!r:.40}")
 
 
 def check_finite_weights(model: torch.nn.Module, source: str = "checkpoint") -> None:
