@@ -223,52 +223,62 @@ def test_symmetric_bones_option(ckpt, tmp_path, capsys):
     L = bone_lengths(torch.from_numpy(sym).double(), H36M.parents).numpy()
     assert max(abs(L[:, a] - L[:, b]).max() for a, b in H36M.flip_pairs) < 1e-5
     assert not np.allclose(sym, plain, atol=1e-4)  # the random model is lopsided: the option acts
+    joints, meta = _cli_lift(path, uv, tmp_path, "--symmetric-bones", capsys)
+    np.testing.assert_allclose(joints, sym, atol=TOL)
+    assert meta["symmetric_bones"] is True
+
+
+def _cli_lift(path, uv, tmp_path, flag, capsys):
+    """``hgn-lift`` of H36M pixels ``uv`` with one option flag: ``(joints_3d, poses_3d.json)``."""
     np.save(tmp_path / "kp.npy", uv)
-    rc, out, err = _cli(["--checkpoint", path, "--keypoints", tmp_path / "kp.npy", "--format", "h36m",
-                         "--image-size", W, H, "--out", tmp_path / "o", "--device", "cpu", "--symmetric-bones"], capsys)
+    rc, _, err = _cli(["--checkpoint", path, "--keypoints", tmp_path / "kp.npy", "--format", "h36m",
+                       "--image-size", W, H, "--out", tmp_path / "o", "--device", "cpu", flag], capsys)
     assert rc == 0, err
-    np.testing.assert_allclose(np.load(tmp_path / "o" / "poses_3d.npz")["joints_3d"], sym, atol=TOL)
-    assert json.loads((tmp_path / "o" / "poses_3d.json").read_text())["symmetric_bones"] is True
+    return (np.load(tmp_path / "o" / "poses_3d.npz")["joints_3d"],
+            json.loads((tmp_path / "o" / "poses_3d.json").read_text()))
 
 
-def test_symmetric_bones_default_comes_from_the_checkpoint(ckpt, tmp_path, capsys):
-    """A checkpoint written with ``TEST.symmetric_bones: true`` (``inference_record(...,
-    symmetric_bones=True)``: ``output["symmetric_bones"]``) lifts with symmetric bones unless told
-    otherwise (``symmetric_bones=False`` / ``--no-symmetric-bones``); exported lifters carry it; a
-    non-boolean value is refused naming the field."""
+@pytest.mark.parametrize("option", ["symmetric_bones", "flip_test"])
+def test_output_option_default_comes_from_the_checkpoint(ckpt, tmp_path, capsys, option):
+    """A checkpoint written with ``TEST.symmetric_bones: true`` / ``TEST.flip_test: true``
+    (``inference_record(..., option=True)``: ``output[option]``) lifts that way unless told
+    otherwise (``option=False`` / ``--no-symmetric-bones`` / ``--no-flip-test``); the other option
+    stays off; exported lifters carry it."""
     from hgn_pyg.inference.export import export_model
 
+    other = {"symmetric_bones": "flip_test", "flip_test": "symmetric_bones"}[option]
+    flag_off = "--no-" + option.replace("_", "-")
     path, model = ckpt
-    record = inference_record(SECTION, _hierarchy(), faces=icosphere(3)[1], symmetric_bones=True)
-    assert record["output"]["symmetric_bones"] is True
-    assert "symmetric_bones" not in inference_record(SECTION, _hierarchy())["output"]
-    sym_path = tmp_path / "sym.pt"
+    record = inference_record(SECTION, _hierarchy(), faces=icosphere(3)[1], **{option: True})
+    assert record["output"][option] is True and other not in record["output"]
+    assert option not in inference_record(SECTION, _hierarchy())["output"]
+    on_path = tmp_path / "on.pt"
     torch.save({"format": "hgn_pyg", "version": CHECKPOINT_VERSION, "model": model.state_dict(),
-                "config": {"MODEL": SECTION}, **record}, sym_path)
+                "config": {"MODEL": SECTION}, **record}, on_path)
     uv = _pixels(5)
-    want = Lifter.from_checkpoint(path, device="cpu", symmetric_bones=True)(uv, image_size=(W, H))
+    want = Lifter.from_checkpoint(path, device="cpu", **{option: True})(uv, image_size=(W, H))
     plain = Lifter.from_checkpoint(path, device="cpu")(uv, image_size=(W, H))
-    default = Lifter.from_checkpoint(sym_path, device="cpu")
-    assert default.symmetric_bones
+    default = Lifter.from_checkpoint(on_path, device="cpu")
+    assert getattr(default, option) and not getattr(default, other)
     np.testing.assert_allclose(default(uv, image_size=(W, H)), want, atol=TOL)
-    np.testing.assert_allclose(Lifter.from_checkpoint(sym_path, device="cpu", symmetric_bones=False)(
+    np.testing.assert_allclose(Lifter.from_checkpoint(on_path, device="cpu", **{option: False})(
         uv, image_size=(W, H)), plain, atol=TOL)
     np.save(tmp_path / "kp.npy", uv)
-    for flag, expect, ref in (([], True, want), (["--no-symmetric-bones"], False, plain)):
+    for flag, expect, ref in (([], True, want), ([flag_off], False, plain)):
         out = tmp_path / f"o{len(flag)}"
-        rc, _, err = _cli(["--checkpoint", sym_path, "--keypoints", tmp_path / "kp.npy", "--format", "h36m",
+        rc, _, err = _cli(["--checkpoint", on_path, "--keypoints", tmp_path / "kp.npy", "--format", "h36m",
                            "--image-size", W, H, "--out", out, "--device", "cpu", *flag], capsys)
         assert rc == 0, err
-        assert json.loads((out / "poses_3d.json").read_text())["symmetric_bones"] is expect
+        assert json.loads((out / "poses_3d.json").read_text())[option] is expect
         np.testing.assert_allclose(np.load(out / "poses_3d.npz")["joints_3d"], ref, atol=TOL)
     # an exported lifter keeps the checkpoint's choice
     pytest.importorskip("onnxruntime")
     from hgn_pyg.models import load_model
 
-    onnx_path = export_model(*load_model(str(sym_path), map_location="cpu"), "onnx", tmp_path / "sym.onnx",
+    onnx_path = export_model(*load_model(str(on_path), map_location="cpu"), "onnx", tmp_path / "on.onnx",
                              exporter="legacy", check=False)
     exported = Lifter.from_checkpoint(onnx_path)
-    assert exported.symmetric_bones
+    assert getattr(exported, option)
     np.testing.assert_allclose(exported(uv, image_size=(W, H)), want, atol=1e-4)
 
 
@@ -328,49 +338,10 @@ def test_flip_test_is_the_mean_with_the_mirrored_lift(ckpt, tmp_path, capsys):
     np.testing.assert_allclose(j, want, atol=TOL)
     for a, b in zip(meshes, plain_meshes):
         np.testing.assert_allclose(a, b, atol=TOL)
-    np.save(tmp_path / "kp.npy", uv)
-    rc, _, err = _cli(["--checkpoint", path, "--keypoints", tmp_path / "kp.npy", "--format", "h36m",
-                       "--image-size", W, H, "--out", tmp_path / "o", "--device", "cpu", "--flip-test"], capsys)
-    assert rc == 0, err
-    np.testing.assert_allclose(np.load(tmp_path / "o" / "poses_3d.npz")["joints_3d"], want, atol=TOL)
-    assert json.loads((tmp_path / "o" / "poses_3d.json").read_text())["flip_test"] is True
+    joints, meta = _cli_lift(path, uv, tmp_path, "--flip-test", capsys)
+    np.testing.assert_allclose(joints, want, atol=TOL)
+    assert meta["flip_test"] is True
 
-
-def test_flip_test_default_comes_from_the_checkpoint(ckpt, tmp_path, capsys):
-    """A checkpoint written with ``TEST.flip_test: true`` (``output["flip_test"]``) lifts with flip
-    averaging unless told otherwise (``flip_test=False`` / ``--no-flip-test``); exported lifters
-    carry it."""
-    from hgn_pyg.inference.export import export_model
-
-    path, model = ckpt
-    record = inference_record(SECTION, _hierarchy(), faces=icosphere(3)[1], flip_test=True)
-    assert record["output"]["flip_test"] is True and "symmetric_bones" not in record["output"]
-    assert "flip_test" not in inference_record(SECTION, _hierarchy())["output"]
-    flip_path = tmp_path / "flip.pt"
-    torch.save({"format": "hgn_pyg", "version": CHECKPOINT_VERSION, "model": model.state_dict(),
-                "config": {"MODEL": SECTION}, **record}, flip_path)
-    uv = _pixels(5)
-    want = Lifter.from_checkpoint(path, device="cpu", flip_test=True)(uv, image_size=(W, H))
-    plain = Lifter.from_checkpoint(path, device="cpu")(uv, image_size=(W, H))
-    default = Lifter.from_checkpoint(flip_path, device="cpu")
-    assert default.flip_test and not default.symmetric_bones
-    np.testing.assert_allclose(default(uv, image_size=(W, H)), want, atol=TOL)
-    np.save(tmp_path / "kp.npy", uv)
-    for flag, expect, ref in (([], True, want), (["--no-flip-test"], False, plain)):
-        out = tmp_path / f"o{len(flag)}"
-        rc, _, err = _cli(["--checkpoint", flip_path, "--keypoints", tmp_path / "kp.npy", "--format", "h36m",
-                           "--image-size", W, H, "--out", out, "--device", "cpu", *flag], capsys)
-        assert rc == 0, err
-        assert json.loads((out / "poses_3d.json").read_text())["flip_test"] is expect
-        np.testing.assert_allclose(np.load(out / "poses_3d.npz")["joints_3d"], ref, atol=TOL)
-    pytest.importorskip("onnxruntime")
-    from hgn_pyg.models import load_model
-
-    onnx_path = export_model(*load_model(str(flip_path), map_location="cpu"), "onnx", tmp_path / "flip.onnx",
-                             exporter="legacy", check=False)
-    exported = Lifter.from_checkpoint(onnx_path)
-    assert exported.flip_test
-    np.testing.assert_allclose(exported(uv, image_size=(W, H)), want, atol=1e-4)
 
 
 def _hierarchy():
