@@ -16,8 +16,8 @@ from hgn_pyg.data.augment import model_input
 from hgn_pyg.data.kinematics import symmetric_h36m
 from hgn_pyg.engine.build import collate
 from hgn_pyg.engine.metrics import ACTIONS, MetricAccumulator, mpjpe
-from hgn_pyg.models.flip import merge_mirrored, with_mirror
 from hgn_pyg.engine.vis import level_edges, save_obj, save_pose_png
+from hgn_pyg.models.flip import merge_mirrored, with_mirror
 
 __all__ = ["evaluate", "mean_pose_baseline", "write_vis", "make_loader"]
 

@@ -175,10 +175,10 @@ class Lifter:
         #: left/right pairs of the model's input keypoints and of its joints (for ``flip_test``)
         in_set = FORMAT_JOINT_SETS.get(self.input_format)
         out_set = SKELETONS.get(str(getattr(info, "joint_set", None) or H36M.name))
-        if self.flip_test and (in_set is None or out_set is None):
+        self._flip_pairs = (in_set.flip_pairs, out_set.flip_pairs) if in_set and out_set else None
+        if self.flip_test and self._flip_pairs is None:
             raise ConfigError(f"Lifter: flip_test needs known joint sets; this model reads "
                               f"{self.input_format!r} keypoints and predicts {getattr(info, 'joint_set', None)!r}")
-        self._flip_pairs = (in_set.flip_pairs, out_set.flip_pairs) if self.flip_test else ((), ())
         #: what errors call the weights (the checkpoint's path when read from one)
         self.source = str(getattr(info, "source", None) or "the model")
         if not self.exported:  # an exported model's output is checked as it is lifted
