@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""How well a checkpoint lifts real people: CMU Panoptic bodies with public 3D truth, and real COCO
-people (2D only) for left/right symmetry.
+"""How well a checkpoint lifts real people: Human3.6M frames and CMU Panoptic bodies with public 3D
+truth, and real COCO people (2D only) for left/right symmetry.
 
 **Panoptic** (``--panoptic DIR``): every ``<DIR>/<sequence>/hdPose3d_stage1_coco19/body3DScene_*.json``
 (19 joints per body, ``x, y, z, confidence`` in cm, world frame of the dome; joint order
@@ -45,7 +45,7 @@ docs/real_people.md for where they come from and what the numbers mean.
 Usage::
 
     python -m benchmarks.real_check --checkpoint experiment/exp_.../checkpoint/best.pth.tar \\
-        --panoptic /data/panoptic_body3d --h36m /data/h36m/h36m_coco.json --coco /data/coco/test_coco.json \
+        --panoptic /data/panoptic_body3d --h36m /data/h36m/h36m_coco.json --coco /data/coco/test_coco.json \\
         [--cameras 31] [--symmetric-bones | --no-symmetric-bones] [--flip-test | --no-flip-test] [--json out.json]
 """
 from __future__ import annotations
@@ -259,13 +259,14 @@ def read_h36m_frames(path: Path) -> List[H36MPose]:
     serials = {c["id"]: k + 1 for k, c in enumerate(h36m_cameras()["S1"])}
     images = {}
     for i, im in enumerate(data["images"]):
-        if not isinstance(im, dict) or "id" not in im:
-            raise DataError(f"{path}: images[{i}]: needs an 'id'")
+        if not isinstance(im, dict) or not isinstance(im.get("id"), (int, str)):
+            raise DataError(f"{path}: images[{i}]: needs an 'id' (a number or a string)")
         images[im["id"]] = im
     poses = []
     for i, an in enumerate(data["annotations"]):
         where = f"{path}: annotations[{i}]"
-        if not isinstance(an, dict) or an.get("image_id") not in images:
+        if not isinstance(an, dict) or not isinstance(an.get("image_id"), (int, str)) \
+                or an["image_id"] not in images:
             raise DataError(f"{where}: needs an 'image_id' naming one of the images")
         im = images[an["image_id"]]
         m = H36M_IMAGE_NAME.match(str(im.get("file_name", "")))

@@ -329,6 +329,8 @@ def test_h36m_frames_perfect_lifter_and_known_errors(h36m_file):
     (lambda d: d["annotations"][1].update(keypoints_3d=[1, 2, 3]), r"annotations\[1\]: needs 'keypoints'"),
     (lambda d: d["annotations"][0].update(image_id=7), r"annotations\[0\]: needs an 'image_id'"),
     (lambda d: d.pop("images"), "COCO-style"),
+    (lambda d: d["images"][0].update(id=[1]), r"images\[0\]: needs an 'id'"),
+    (lambda d: d["annotations"][0].update(image_id={"a": 1}), r"annotations\[0\]: needs an 'image_id'"),
 ])
 def test_h36m_bad_files_are_named(h36m_file, edit, match):
     path, _ = h36m_file
