@@ -99,7 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = p.parse_args(argv)
     from hgn_pyg.config import apply_overrides, config_from_dict
     from hgn_pyg.engine.training_state import load_checkpoint
-    from hgn_pyg.engine.evaluator import evaluate, make_loader
+    from hgn_pyg.engine.evaluator import evaluate, make_loader, predict_joints
     from hgn_pyg.engine import build
     from hgn_pyg.models import HGN
 
@@ -110,20 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     model = HGN.from_checkpoint(ckpt)
     # the checkpoint's TEST choices (symmetric bones, flip test), which hgn_pyg.lift follows too
     opts = build.test_options(cfg)
-    with torch.no_grad():
-        if opts["flip_pairs"] is not None:
-            from hgn_pyg.models.flip import merge_mirrored, with_mirror
-
-            ref = merge_mirrored(model(with_mirror(t["input_2d"], opts["flip_pairs"][0])).joints,
-                                 opts["flip_pairs"][1])
-        else:
-            ref = model(t["input_2d"]).joints
-    ref = ref - ref[:, :1]
-    if opts["symmetric_bones"]:
-        from hgn_pyg.data.kinematics import symmetric_h36m
-
-        ref = symmetric_h36m(ref)
-    ref = ref.numpy()
+    ref = predict_joints(model, t["input_2d"], **opts).numpy()
     test_res = evaluate(model, make_loader(build.build_dataset(cfg, "test"), 256), torch.device("cpu"), **opts)
     rows = [("hgn_pyg.test (normalised test input)", len(ref), None, test_res["MPJPE"], test_res["PA-MPJPE"])]
     with tempfile.TemporaryDirectory() as tmp:

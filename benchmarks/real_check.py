@@ -51,7 +51,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import re
@@ -63,9 +62,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from hgn_pyg.data.h36m_calibration import CALIBRATED_SUBJECTS, IMAGE_SIZES, h36m_cameras, pose2mesh_camera
+from hgn_pyg.data.h36m_calibration import CALIBRATED_SUBJECTS, H36M_CAMERAS, IMAGE_SIZES, pose2mesh_camera
 from hgn_pyg.data.validate import read_json
 from hgn_pyg.engine.metrics import mpjpe, pa_mpjpe
+from hgn_pyg.engine.trainer import write_results
 from hgn_pyg.errors import CheckpointError, DataError
 from hgn_pyg.graphs.skeleton import H36M
 from hgn_pyg.inference.keypoint_files import read_keypoints
@@ -256,7 +256,7 @@ def read_h36m_frames(path: Path) -> List[H36MPose]:
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
         raise DataError(f"{path}: expected a COCO-style object with 'images' and 'annotations' lists")
-    serials = {c["id"]: k + 1 for k, c in enumerate(h36m_cameras()["S1"])}
+    serials = {c["id"]: k + 1 for k, c in enumerate(H36M_CAMERAS["S1"])}
     images = {}
     for i, im in enumerate(data["images"]):
         if not isinstance(im, dict) or not isinstance(im.get("id"), (int, str)):
@@ -509,7 +509,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     print(report(res))
     if args.json:
-        args.json.write_text(json.dumps(res, indent=2))
+        write_results(args.json, res)  # strict JSON (non-finite numbers as null), written atomically
     return 0
 
 

@@ -19,7 +19,7 @@ from hgn_pyg.engine.metrics import ACTIONS, MetricAccumulator, mpjpe
 from hgn_pyg.engine.vis import level_edges, save_obj, save_pose_png
 from hgn_pyg.models.flip import merge_mirrored, with_mirror
 
-__all__ = ["evaluate", "mean_pose_baseline", "write_vis", "make_loader"]
+__all__ = ["evaluate", "predict_joints", "mean_pose_baseline", "write_vis", "make_loader"]
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,28 @@ def _root_relative(j: Tensor) -> Tensor:
     return j - j[:, :1]
 
 
+FlipPairs = Tuple[Sequence[Tuple[int, int]], Sequence[Tuple[int, int]]]
+
+
+@torch.no_grad()
+def predict_joints(model: torch.nn.Module, inp: Tensor, symmetric_bones: bool = False,
+                   flip_pairs: Optional[FlipPairs] = None) -> Tensor:
+    """The root-relative joints ``[B, J, 3]`` (float32, CPU) that :func:`evaluate` scores for one
+    batch of model input ``inp [B, K, C]`` (already on the model's device), with the options of
+    :func:`hgn_pyg.engine.build.test_options`."""
+    if flip_pairs is not None:
+        inp = with_mirror(inp, flip_pairs[0])
+    out = model(inp)
+    joints = out.joints if hasattr(out, "joints") else out[0]
+    if flip_pairs is not None:
+        joints = merge_mirrored(joints, flip_pairs[1])
+    pred = _root_relative(joints.float().cpu())
+    return symmetric_h36m(pred) if symmetric_bones else pred
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, progress: bool = False,
-             desc: str = "test", symmetric_bones: bool = False,
-             flip_pairs: Optional[Tuple[Sequence[Tuple[int, int]], Sequence[Tuple[int, int]]]] = None
+             desc: str = "test", symmetric_bones: bool = False, flip_pairs: Optional[FlipPairs] = None
              ) -> Dict[str, object]:
     """Run ``model`` over ``loader`` (eval mode) and summarise the errors (``results.json`` layout).
     ``symmetric_bones``: score the predicted poses with equal left and right bones
@@ -62,15 +80,7 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, p
     in_channels = getattr(model, "in_channels", 2)
     for batch in bar:
         inp = model_input(batch.input_2d, batch.score_2d, in_channels).to(device)
-        if flip_pairs is not None:
-            inp = with_mirror(inp, flip_pairs[0])
-        out = model(inp)
-        joints = out.joints if hasattr(out, "joints") else out[0]
-        if flip_pairs is not None:
-            joints = merge_mirrored(joints, flip_pairs[1])
-        pred = _root_relative(joints.float().cpu())
-        if symmetric_bones:
-            pred = symmetric_h36m(pred)
+        pred = predict_joints(model, inp, symmetric_bones, flip_pairs)
         acc.update(pred, _root_relative(batch.joints_3d), batch.action)
         if progress:
             e, _, _ = acc.arrays()
